@@ -1,0 +1,79 @@
+//! The NATS connection and the JetStream streams orderflow needs, provisioned
+//! idempotently at start by whichever service comes up first.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, stream};
+
+use crate::naming::Naming;
+
+/// How long JetStream remembers a message id; a retried publish inside this
+/// window is dropped as a duplicate.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// How long the EVENTS stream keeps events for live streams to resume from.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Stream sizing, from settings.
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    /// Most queued orders; beyond it publishes are refused.
+    pub orders_max_msgs: i64,
+    /// Most bytes of queued orders.
+    pub orders_max_bytes: i64,
+}
+
+/// Connects to NATS. The client reconnects by itself for ever; the first
+/// connection is retried in the background too, so a service can start before
+/// the broker and report itself unready until it is there.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(url)
+        .await
+        .with_context(|| format!("connect to NATS at {url}"))
+}
+
+/// Creates the ORDERS and EVENTS streams if they do not exist.
+///
+/// ORDERS is a work queue: a message leaves it once the processor acks it, so
+/// the stream holds exactly the orders not yet decided. When it is full, new
+/// publishes are refused (ingress answers 503) and nothing queued is dropped.
+pub async fn provision(
+    js: &jetstream::Context,
+    naming: &Naming,
+    limits: &StreamLimits,
+) -> anyhow::Result<(stream::Stream, stream::Stream)> {
+    let orders = js
+        .get_or_create_stream(stream::Config {
+            name: naming.orders_stream(),
+            subjects: vec![naming.orders_subjects()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            max_messages: limits.orders_max_msgs,
+            max_bytes: limits.orders_max_bytes,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("create stream {}: {e}", naming.orders_stream()))?;
+    let events = js
+        .get_or_create_stream(stream::Config {
+            name: naming.events_stream(),
+            subjects: vec![naming.events_subjects()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            max_age: EVENTS_MAX_AGE,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("create stream {}: {e}", naming.events_stream()))?;
+    Ok((orders, events))
+}

@@ -1,0 +1,283 @@
+//! Domain types that parse rather than validate: once a value of one of these
+//! types exists, it is known to be within the limits of [`crate::limits`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::limits::{MAX_LINE_QUANTITY, MAX_SKU_LEN, MIN_LINE_QUANTITY};
+
+/// Why a raw value was refused, phrased for the client who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// What the value must be, for example "must be between 1 and 10000".
+    pub message: String,
+}
+
+impl ParseError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// A stock-keeping unit: `[A-Za-z0-9._-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+impl Sku {
+    /// Parses a sku, refusing anything outside `[A-Za-z0-9._-]{1,64}`.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let valid_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if raw.is_empty() || raw.len() > MAX_SKU_LEN || !valid_chars {
+            return Err(ParseError::new(format!(
+                "must match [A-Za-z0-9._-]{{1,{MAX_SKU_LEN}}}"
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Sku> for String {
+    fn from(value: Sku) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The quantity on one order line: 1 to 10,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = ParseError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        if !(MIN_LINE_QUANTITY..=MAX_LINE_QUANTITY).contains(&value) {
+            return Err(ParseError::new(format!(
+                "must be between {MIN_LINE_QUANTITY} and {MAX_LINE_QUANTITY}"
+            )));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<Quantity> for i64 {
+    fn from(value: Quantity) -> Self {
+        value.0
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderLine {
+    /// The product ordered.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: Sku,
+    /// How many units, 1 to 10,000.
+    #[schema(value_type = i64, minimum = 1, maximum = 10000)]
+    pub quantity: Quantity,
+}
+
+/// SHA-256 of an order's lines in order, the identity of an order's body for
+/// `Idempotency-Key` comparisons. Whitespace and key order in the client's JSON
+/// do not matter; the lines and their order do.
+pub fn request_hash(lines: &[OrderLine]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for line in lines {
+        hasher.update(line.sku.as_str().as_bytes());
+        hasher.update(b"\t");
+        hasher.update(line.quantity.get().to_string().as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().to_vec()
+}
+
+/// A user's role. Rights nest: admin includes manager, manager includes staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Manager,
+    Staff,
+    Customer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Staff => "staff",
+            Role::Customer => "customer",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "admin" => Ok(Role::Admin),
+            "manager" => Ok(Role::Manager),
+            "staff" => Ok(Role::Staff),
+            "customer" => Ok(Role::Customer),
+            _ => Err(ParseError::new(
+                "must be one of admin, manager, staff, customer",
+            )),
+        }
+    }
+
+    /// Whether this role has at least the rights of `required`. Customers hold
+    /// only customer rights; staff and above also act as customers.
+    pub fn includes(self, required: Role) -> bool {
+        fn rank(role: Role) -> u8 {
+            match role {
+                Role::Customer => 0,
+                Role::Staff => 1,
+                Role::Manager => 2,
+                Role::Admin => 3,
+            }
+        }
+        rank(self) >= rank(required)
+    }
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Cancelled,
+    Fulfilled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Fulfilled => "fulfilled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "pending" => Ok(OrderStatus::Pending),
+            "confirmed" => Ok(OrderStatus::Confirmed),
+            "rejected" => Ok(OrderStatus::Rejected),
+            "cancelled" => Ok(OrderStatus::Cancelled),
+            "fulfilled" => Ok(OrderStatus::Fulfilled),
+            _ => Err(ParseError::new(
+                "must be one of pending, confirmed, rejected, cancelled, fulfilled",
+            )),
+        }
+    }
+}
+
+/// Why an order was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// Some line asked for more than is available over all active locations.
+    InsufficientStock,
+    /// Some line names a sku that is not in the catalogue.
+    UnknownSku,
+    /// Some line names an archived product.
+    ProductArchived,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InsufficientStock => "insufficient_stock",
+            RejectReason::UnknownSku => "unknown_sku",
+            RejectReason::ProductArchived => "product_archived",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "insufficient_stock" => Some(RejectReason::InsufficientStock),
+            "unknown_sku" => Some(RejectReason::UnknownSku),
+            "product_archived" => Some(RejectReason::ProductArchived),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_outside_the_alphabet_or_length_are_refused() {
+        assert!(Sku::parse("A-b_c.9").is_ok());
+        assert!(Sku::parse(&"x".repeat(64)).is_ok());
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse(&"x".repeat(65)).is_err());
+        assert!(Sku::parse("has space").is_err());
+        assert!(Sku::parse("ümlaut").is_err());
+        assert!(Sku::parse("semi;colon").is_err());
+    }
+
+    #[test]
+    fn quantities_outside_one_to_ten_thousand_are_refused() {
+        assert!(Quantity::try_from(0).is_err());
+        assert!(Quantity::try_from(-1).is_err());
+        assert!(Quantity::try_from(10_001).is_err());
+        assert_eq!(Quantity::try_from(1).unwrap().get(), 1);
+        assert_eq!(Quantity::try_from(10_000).unwrap().get(), 10_000);
+    }
+
+    #[test]
+    fn roles_nest_admin_over_manager_over_staff_over_customer() {
+        assert!(Role::Admin.includes(Role::Manager));
+        assert!(Role::Manager.includes(Role::Staff));
+        assert!(Role::Staff.includes(Role::Customer));
+        assert!(!Role::Staff.includes(Role::Manager));
+        assert!(!Role::Customer.includes(Role::Staff));
+    }
+
+    #[test]
+    fn the_request_hash_depends_on_lines_not_on_json_layout() {
+        let a: Vec<OrderLine> =
+            serde_json::from_str(r#"[{"sku":"A","quantity":1},{"sku":"B","quantity":2}]"#).unwrap();
+        let b: Vec<OrderLine> =
+            serde_json::from_str(r#"[ { "quantity": 1, "sku": "A" }, {"sku":"B","quantity":2} ]"#)
+                .unwrap();
+        let c: Vec<OrderLine> =
+            serde_json::from_str(r#"[{"sku":"A","quantity":1},{"sku":"B","quantity":3}]"#).unwrap();
+        assert_eq!(request_hash(&a), request_hash(&b));
+        assert_ne!(request_hash(&a), request_hash(&c));
+    }
+}

@@ -1,0 +1,28 @@
+//! The orderflow contract, shared by every service.
+//!
+//! - [`limits`]: the input limits the API enforces, one constant each.
+//! - [`domain`]: parsed domain types (`Sku`, `Quantity`, `Role`, order status and reasons).
+//! - [`partition`]: the stable hash that maps an order to its partition.
+//! - [`naming`]: stream, subject and consumer names, under an optional namespace.
+//! - [`command`]: the commands queued on the ORDERS stream.
+//! - [`event`]: the events published on the EVENTS stream.
+//! - [`settings`]: configuration from the environment.
+//! - [`telemetry`]: logging and the Prometheus recorder.
+//! - [`metric_names`]: every Prometheus metric name, in one place.
+//! - [`db`]: the migrator and the connection pool options.
+//! - [`broker`]: the NATS connection and idempotent stream provisioning.
+//!
+//! No HTTP framework and no long-lived pool live here: this crate only says what
+//! the messages, names and settings are.
+
+pub mod broker;
+pub mod command;
+pub mod db;
+pub mod domain;
+pub mod event;
+pub mod limits;
+pub mod metric_names;
+pub mod naming;
+pub mod partition;
+pub mod settings;
+pub mod telemetry;

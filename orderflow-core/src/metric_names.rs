@@ -1,0 +1,31 @@
+//! Every Prometheus metric orderflow exports, named once. The README's metric
+//! table lists the same names.
+
+/// Counter: orders accepted with 202.
+pub const ORDERS_ACCEPTED: &str = "orderflow_orders_accepted_total";
+/// Counter, label `outcome` (`confirmed`, `rejected`) and `reason`: decided orders.
+pub const ORDERS_DECIDED: &str = "orderflow_orders_decided_total";
+/// Histogram, seconds from acceptance to decision.
+pub const DECISION_LATENCY: &str = "orderflow_decision_latency_seconds";
+/// Histogram: orders per batch.
+pub const BATCH_SIZE: &str = "orderflow_batch_size";
+/// Histogram: seconds to decide and commit one batch.
+pub const BATCH_COMMIT: &str = "orderflow_batch_commit_seconds";
+/// Counter, label `reason`: messages terminated as undecodable.
+pub const POISON_MESSAGES: &str = "orderflow_poison_messages_total";
+/// Gauge, label `partition`: 1 when this replica holds the partition.
+pub const PARTITION_OWNED: &str = "orderflow_partition_owned";
+/// Gauge: outbox rows waiting to be published.
+pub const OUTBOX_BACKLOG: &str = "orderflow_outbox_backlog";
+/// Counter: events the relay published.
+pub const OUTBOX_PUBLISHED: &str = "orderflow_outbox_published_total";
+/// Counter, labels `method`, `route`, `status`.
+pub const HTTP_REQUESTS: &str = "orderflow_http_requests_total";
+/// Histogram, labels `method`, `route`: seconds to answer.
+pub const HTTP_LATENCY: &str = "orderflow_http_request_duration_seconds";
+/// Counter, label `reason`: orders refused with 503 because the queue could not take them.
+pub const ORDERS_UNAVAILABLE: &str = "orderflow_orders_unavailable_total";
+/// Counter, labels `channel`, `outcome`: notifier deliveries.
+pub const NOTIFIER_DELIVERIES: &str = "orderflow_notifier_deliveries_total";
+/// Counter: events the notifier dropped as already handled.
+pub const NOTIFIER_DUPLICATES: &str = "orderflow_notifier_duplicates_total";

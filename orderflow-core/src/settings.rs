@@ -1,0 +1,196 @@
+//! Configuration from the environment. Every service reads the same names;
+//! each uses the parts it needs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// The development JWT secret. Refused when `ORDERFLOW_ENV=production`.
+pub const DEV_JWT_SECRET: &str = "orderflow-dev-secret-change-me";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for containers and log shippers.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// All settings, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `NATS_URL`.
+    pub nats_url: String,
+    /// `ORDERFLOW_HTTP_ADDR`: where ingress-api listens.
+    pub http_addr: SocketAddr,
+    /// `ORDERFLOW_METRICS_ADDR`: where the processor and notifier serve
+    /// `/metrics` and `/healthz`; each service has its own default.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `ORDERFLOW_PARTITIONS`: how many partitions the ORDERS stream is split
+    /// into. Every service must agree on it.
+    pub partitions: u16,
+    /// `ORDERFLOW_NAMESPACE`: a prefix for stream and subject names, so several
+    /// deployments (or tests) can share one NATS server. Empty by default.
+    pub namespace: String,
+    /// `ORDERFLOW_JWT_SECRET`.
+    pub jwt_secret: String,
+    /// `ORDERFLOW_JWT_TTL_SECONDS`: how long an access token lives.
+    pub jwt_ttl: Duration,
+    /// `ORDERFLOW_ADMIN_EMAIL` and `ORDERFLOW_ADMIN_PASSWORD`: the admin
+    /// created (or whose password is reset) at start when both are set.
+    pub admin: Option<(String, String)>,
+    /// `ORDERFLOW_BATCH_MAX`: most orders the processor decides in one transaction.
+    pub batch_max: usize,
+    /// `ORDERFLOW_PUBLISH_TIMEOUT_MS`: how long ingress waits for JetStream to
+    /// acknowledge an order before answering 503.
+    pub publish_timeout: Duration,
+    /// `ORDERFLOW_ORDERS_MAX_MSGS`: the ORDERS stream's message limit; when it
+    /// is full new orders are refused with 503 rather than old ones dropped.
+    pub orders_max_msgs: i64,
+    /// `ORDERFLOW_ORDERS_MAX_BYTES`: the ORDERS stream's size limit.
+    pub orders_max_bytes: i64,
+    /// `ORDERFLOW_LOG_FORMAT`: `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// `ORDERFLOW_ENV`: `production` refuses development defaults.
+    pub production: bool,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| -> String {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let production = get("ORDERFLOW_ENV", "development") == "production";
+        let jwt_secret = get("ORDERFLOW_JWT_SECRET", DEV_JWT_SECRET);
+        if production && jwt_secret == DEV_JWT_SECRET {
+            bail!("ORDERFLOW_JWT_SECRET must be set when ORDERFLOW_ENV=production");
+        }
+        if jwt_secret.len() < 16 {
+            bail!("ORDERFLOW_JWT_SECRET must be at least 16 bytes long");
+        }
+        let partitions: u16 = parse(&get("ORDERFLOW_PARTITIONS", "8"), "ORDERFLOW_PARTITIONS")?;
+        if !(1..=1024).contains(&partitions) {
+            bail!("ORDERFLOW_PARTITIONS must be between 1 and 1024, got {partitions}");
+        }
+        let batch_max: usize = parse(&get("ORDERFLOW_BATCH_MAX", "512"), "ORDERFLOW_BATCH_MAX")?;
+        if !(1..=10_000).contains(&batch_max) {
+            bail!("ORDERFLOW_BATCH_MAX must be between 1 and 10000, got {batch_max}");
+        }
+        let admin = match (
+            lookup("ORDERFLOW_ADMIN_EMAIL"),
+            lookup("ORDERFLOW_ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(password)) if !email.is_empty() && !password.is_empty() => {
+                Some((email, password))
+            }
+            _ => None,
+        };
+        let log_format = match get("ORDERFLOW_LOG_FORMAT", "json").as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => bail!("ORDERFLOW_LOG_FORMAT must be json or pretty, got {other:?}"),
+        };
+        Ok(Self {
+            database_url: get(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/orderflow",
+            ),
+            nats_url: get("NATS_URL", "nats://127.0.0.1:4222"),
+            http_addr: parse(
+                &get("ORDERFLOW_HTTP_ADDR", "127.0.0.1:8080"),
+                "ORDERFLOW_HTTP_ADDR",
+            )?,
+            metrics_addr: lookup("ORDERFLOW_METRICS_ADDR")
+                .filter(|v| !v.is_empty())
+                .map(|v| parse(&v, "ORDERFLOW_METRICS_ADDR"))
+                .transpose()?,
+            partitions,
+            namespace: get("ORDERFLOW_NAMESPACE", ""),
+            jwt_secret,
+            jwt_ttl: Duration::from_secs(parse(
+                &get("ORDERFLOW_JWT_TTL_SECONDS", "3600"),
+                "ORDERFLOW_JWT_TTL_SECONDS",
+            )?),
+            admin,
+            batch_max,
+            publish_timeout: Duration::from_millis(parse(
+                &get("ORDERFLOW_PUBLISH_TIMEOUT_MS", "2000"),
+                "ORDERFLOW_PUBLISH_TIMEOUT_MS",
+            )?),
+            orders_max_msgs: parse(
+                &get("ORDERFLOW_ORDERS_MAX_MSGS", "1000000"),
+                "ORDERFLOW_ORDERS_MAX_MSGS",
+            )?,
+            orders_max_bytes: parse(
+                &get("ORDERFLOW_ORDERS_MAX_BYTES", "1073741824"),
+                "ORDERFLOW_ORDERS_MAX_BYTES",
+            )?,
+            log_format,
+            production,
+        })
+    }
+}
+
+fn parse<T>(raw: &str, name: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    raw.parse()
+        .with_context(|| format!("{name} is not valid: {raw:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_suit_a_development_machine() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.partitions, 8);
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.jwt_secret, DEV_JWT_SECRET);
+        assert!(s.admin.is_none());
+    }
+
+    #[test]
+    fn production_refuses_the_development_jwt_secret() {
+        let err = settings(&[("ORDERFLOW_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("ORDERFLOW_JWT_SECRET"));
+        assert!(settings(&[
+            ("ORDERFLOW_ENV", "production"),
+            ("ORDERFLOW_JWT_SECRET", "a-real-secret-of-enough-length")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = settings(&[("ORDERFLOW_PARTITIONS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("ORDERFLOW_PARTITIONS"));
+        let err = settings(&[("ORDERFLOW_HTTP_ADDR", "nowhere")]).unwrap_err();
+        assert!(err.to_string().contains("ORDERFLOW_HTTP_ADDR"));
+    }
+}

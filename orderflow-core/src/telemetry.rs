@@ -1,0 +1,87 @@
+//! Logging and metrics set-up, shared by the three services.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+
+use crate::metric_names;
+use crate::settings::LogFormat;
+
+/// Installs the global log subscriber writing to `sink`. `RUST_LOG` filters
+/// (default `info`). Calling it twice keeps the first subscriber, so tests
+/// that start several services in one process can all call it.
+pub fn init_logging<W>(format: LogFormat, sink: W)
+where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(sink),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(sink)).try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Histogram
+/// buckets are chosen for what each one measures rather than left at the
+/// defaults, which suit none of them.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
+            let http = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let batch_size = [
+                1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 300.0, 400.0, 512.0, 768.0, 1024.0,
+                2048.0,
+            ];
+            let commit = [
+                0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ];
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(metric_names::DECISION_LATENCY.into()),
+                    &latency,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric_names::HTTP_LATENCY.into()),
+                        &http,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric_names::BATCH_SIZE.into()),
+                        &batch_size,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric_names::BATCH_COMMIT.into()),
+                        &commit,
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle_out = handle.handle();
+            // A second recorder (tests running several services in one process)
+            // is not an error: the first one serves everyone.
+            let _ = metrics::set_global_recorder(handle);
+            handle_out
+        })
+        .clone()
+}
