@@ -1,0 +1,318 @@
+//! The batch handler: from a batch of JetStream messages to recorded effects,
+//! settled messages and delivered notifications.
+//!
+//! The order of the steps is what makes the notifier exactly-once in effect:
+//!
+//! 1. decode each message; terminate the undecodable ones (they can never
+//!    succeed, and redelivering them would only block the consumer);
+//! 2. in one transaction: record the batch's event ids in the inbox, which
+//!    says which events are new, apply the new ones' alert changes, and record
+//!    their planned deliveries as `pending`; commit;
+//! 3. ack every decoded message, new and duplicate alike;
+//! 4. deliver the new events and write each outcome to its row.
+//!
+//! A crash before the commit changes nothing and the batch comes back. A crash
+//! after it leaves the events recorded, so a redelivery is acked as a
+//! duplicate and never delivered twice; deliveries cut short stay `pending`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use orderflow_core::event::EventEnvelope;
+use orderflow_core::metric_names;
+use sqlx::PgPool;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::alerts;
+use crate::channel::{Channel, Channels, DeliveryError};
+use crate::deliveries::{self, Attempt, Outcome};
+use crate::inbox;
+
+/// How many deliveries of one batch run at once: enough to overlap slow
+/// webhooks, few enough not to flood one destination.
+const DELIVERY_CONCURRENCY: usize = 16;
+
+/// The longest one delivery may take. A channel that hangs would otherwise
+/// stall the consumer; the delivery is recorded as failed instead.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the server waits before redelivering a batch whose transaction
+/// failed; a database blip then costs a second, not the 30 s ack wait.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a batch could not be recorded. Its messages have been handed back to
+/// the server for redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("{step}")]
+    Database {
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+fn step(step: &'static str) -> impl FnOnce(sqlx::Error) -> BatchError {
+    move |source| BatchError::Database { step, source }
+}
+
+/// What a batch came to, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Messages terminated as undecodable.
+    pub poison: usize,
+    /// Events seen for the first time.
+    pub new: usize,
+    /// Events already handled, by an earlier batch or earlier in this one.
+    pub duplicates: usize,
+    /// Deliveries that succeeded.
+    pub delivered: usize,
+    /// Deliveries that failed.
+    pub failed: usize,
+}
+
+/// What to tell the server about a message. Every message leaves the handler
+/// through [`settle`], so this is the one place outcomes map to acks.
+#[derive(Debug, Clone, Copy)]
+enum Settlement {
+    /// Handled, or already handled: never send it again.
+    Ack,
+    /// Not handled this time: send it again after the delay.
+    Retry(Duration),
+    /// Can never be handled: never send it again, and it is not handled.
+    Terminate,
+}
+
+/// A message whose body decoded.
+struct Decoded {
+    message: jetstream::Message,
+    envelope: EventEnvelope,
+}
+
+/// Handles batches; cheap to clone.
+#[derive(Clone)]
+pub struct Handler {
+    /// Where the inbox, alerts and deliveries live.
+    pool: PgPool,
+    /// Where notifications go.
+    channels: Channels,
+}
+
+impl Handler {
+    pub fn new(pool: PgPool, channels: Channels) -> Self {
+        Self { pool, channels }
+    }
+
+    /// Handles one batch, in stream order. On `Err` nothing was recorded and
+    /// every decoded message was handed back for redelivery; the caller should
+    /// back off before pulling more.
+    #[instrument(name = "notifier_batch", skip_all, fields(batch_size = messages.len()), err)]
+    pub async fn handle(
+        &self,
+        messages: Vec<jetstream::Message>,
+    ) -> Result<BatchReport, BatchError> {
+        let mut report = BatchReport::default();
+        let decoded = self.decode(messages, &mut report).await;
+        if decoded.is_empty() {
+            return Ok(report);
+        }
+
+        let fresh = match self.record(&decoded).await {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                settle_all(&decoded, Settlement::Retry(RETRY_DELAY)).await;
+                return Err(err);
+            }
+        };
+        settle_all(&decoded, Settlement::Ack).await;
+
+        report.new = fresh.len();
+        report.duplicates = decoded.len() - fresh.len();
+        if report.duplicates > 0 {
+            metrics::counter!(metric_names::NOTIFIER_DUPLICATES)
+                .increment(report.duplicates as u64);
+            tracing::debug!(
+                duplicates = report.duplicates,
+                "dropped already handled events"
+            );
+        }
+
+        let attempts = self.deliver(&fresh).await;
+        for attempt in &attempts {
+            match attempt.outcome {
+                Outcome::Delivered => report.delivered += 1,
+                Outcome::Failed => report.failed += 1,
+            }
+        }
+        if let Err(err) = deliveries::record_outcomes(&self.pool, &attempts).await {
+            // The deliveries happened; only their bookkeeping is missing. The
+            // rows stay `pending`, visible to operators and to the retry
+            // worker to come, which is the honest state to leave them in.
+            tracing::error!(
+                error = %err,
+                attempts = attempts.len(),
+                "could not record delivery outcomes; the rows stay pending"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Decodes every message; terminates, logs and counts those that do not.
+    async fn decode(
+        &self,
+        messages: Vec<jetstream::Message>,
+        report: &mut BatchReport,
+    ) -> Vec<Decoded> {
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in messages {
+            match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+                Ok(envelope) => decoded.push(Decoded { message, envelope }),
+                Err(err) => {
+                    report.poison += 1;
+                    tracing::warn!(
+                        subject = %message.subject,
+                        stream_sequence = message.info().ok().map(|i| i.stream_sequence),
+                        error = %err,
+                        "terminating an undecodable message"
+                    );
+                    metrics::counter!(metric_names::POISON_MESSAGES, "reason" => "undecodable")
+                        .increment(1);
+                    settle(&message, Settlement::Terminate).await;
+                }
+            }
+        }
+        decoded
+    }
+
+    /// The batch transaction. Answers the new events, in stream order, with
+    /// the channels each is planned for.
+    async fn record<'d>(
+        &self,
+        decoded: &'d [Decoded],
+    ) -> Result<Vec<(&'d EventEnvelope, Vec<Arc<dyn Channel>>)>, BatchError> {
+        // The same event twice in one batch is inserted once; the inbox then
+        // tells the first copy apart from events handled in earlier batches.
+        let mut seen = HashSet::with_capacity(decoded.len());
+        let firsts: Vec<&Decoded> = decoded
+            .iter()
+            .filter(|d| seen.insert(d.envelope.event_id))
+            .collect();
+        let candidates: Vec<(Uuid, &str)> = firsts
+            .iter()
+            .map(|d| (d.envelope.event_id, d.message.subject.as_str()))
+            .collect();
+
+        let mut tx = self.pool.begin().await.map_err(step("begin"))?;
+        let new_ids = inbox::record_new(&mut tx, &candidates)
+            .await
+            .map_err(step("record events in the inbox"))?;
+
+        let mut fresh = Vec::with_capacity(new_ids.len());
+        for d in firsts {
+            if !new_ids.contains(&d.envelope.event_id) {
+                continue;
+            }
+            alerts::apply(&mut tx, &d.envelope)
+                .await
+                .map_err(step("update low-stock alerts"))?;
+            let channels: Vec<Arc<dyn Channel>> =
+                self.channels.wanting(&d.envelope).cloned().collect();
+            fresh.push((&d.envelope, channels));
+        }
+
+        let planned: Vec<(Uuid, &'static str)> = fresh
+            .iter()
+            .flat_map(|(envelope, channels)| channels.iter().map(|c| (envelope.event_id, c.name())))
+            .collect();
+        deliveries::record_pending(&mut tx, &planned)
+            .await
+            .map_err(step("record planned deliveries"))?;
+        tx.commit().await.map_err(step("commit"))?;
+        Ok(fresh)
+    }
+
+    /// Delivers each new event through its planned channels and counts the
+    /// outcomes. Runs after the commit and the acks: the events are safely
+    /// recorded, so nothing here can make them be handled again.
+    async fn deliver(&self, fresh: &[(&EventEnvelope, Vec<Arc<dyn Channel>>)]) -> Vec<Attempt> {
+        // Built with a loop rather than iterator closures: closures over
+        // borrowed events make the future's `Send` bound higher-ranked, which
+        // rustc cannot prove, and the service future must be `Send`.
+        let mut jobs = Vec::new();
+        for (envelope, channels) in fresh {
+            for channel in channels {
+                jobs.push(deliver_one(envelope, channel.clone()));
+            }
+        }
+        futures::stream::iter(jobs)
+            .buffered(DELIVERY_CONCURRENCY)
+            .collect()
+            .await
+    }
+}
+
+/// Delivers one event through one channel within [`DELIVERY_TIMEOUT`], and
+/// logs and counts the outcome.
+async fn deliver_one(envelope: &EventEnvelope, channel: Arc<dyn Channel>) -> Attempt {
+    let result = match tokio::time::timeout(DELIVERY_TIMEOUT, channel.deliver(envelope)).await {
+        Ok(result) => result,
+        Err(_) => Err(DeliveryError::Transient(format!(
+            "no answer within {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        ))),
+    };
+    let (outcome, detail) = match result {
+        Ok(()) => (Outcome::Delivered, None),
+        Err(err) => {
+            tracing::warn!(
+                event_id = %envelope.event_id,
+                channel = channel.name(),
+                error = %err,
+                "delivery failed"
+            );
+            (Outcome::Failed, Some(err.to_string()))
+        }
+    };
+    metrics::counter!(
+        metric_names::NOTIFIER_DELIVERIES,
+        "channel" => channel.name(),
+        "outcome" => outcome.as_str()
+    )
+    .increment(1);
+    Attempt {
+        event_id: envelope.event_id,
+        channel: channel.name(),
+        outcome,
+        detail,
+    }
+}
+
+async fn settle_all(decoded: &[Decoded], settlement: Settlement) {
+    let mut settling = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        settling.push(settle(&d.message, settlement));
+    }
+    futures::future::join_all(settling).await;
+}
+
+/// Tells the server what became of a message. A lost ack is harmless: the
+/// message comes back after the ack wait and the inbox drops it.
+async fn settle(message: &jetstream::Message, settlement: Settlement) {
+    let kind = match settlement {
+        Settlement::Ack => AckKind::Ack,
+        Settlement::Retry(delay) => AckKind::Nak(Some(delay)),
+        Settlement::Terminate => AckKind::Term,
+    };
+    if let Err(err) = message.ack_with(kind).await {
+        tracing::warn!(
+            subject = %message.subject,
+            settlement = ?settlement,
+            error = %err,
+            "could not settle a message; the server will redeliver it"
+        );
+    }
+}
