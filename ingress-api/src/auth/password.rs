@@ -1,0 +1,36 @@
+//! Password hashing with argon2id. Hashing is deliberately slow, so it runs on
+//! the blocking pool rather than stalling the async workers.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+pub async fn hash(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hash password: {e}"))
+    })
+    .await?
+}
+
+/// Whether `password` matches `stored`. With no stored hash (unknown user) a
+/// dummy hash is checked anyway, so the answer takes as long either way and
+/// does not reveal which emails exist.
+pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2E1P1Ptc6Y+iyQ6c1Vb6NpxYsXKXc6hqaxjjb9bj/N0";
+    let known = stored.is_some();
+    let stored = stored.unwrap_or_else(|| DUMMY.to_owned());
+    let matches = tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok::<_, anyhow::Error>(
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
+    })
+    .await??;
+    Ok(known && matches)
+}

@@ -1,0 +1,42 @@
+//! The HTTP API: one router per resource, merged here, with the layers every
+//! route shares.
+
+pub mod cursor;
+pub mod health;
+pub mod inventory;
+pub mod openapi;
+pub mod orders;
+pub mod products;
+pub mod request_metrics;
+pub mod users;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use orderflow_core::limits::MAX_BODY_BYTES;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(users::router())
+        .merge(products::router())
+        .merge(inventory::router())
+        .merge(orders::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_metrics::record))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,372 @@
+//! `POST /orders`, `GET /orders/{id}`, `GET /orders`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use orderflow_core::command::PlaceOrder;
+use orderflow_core::domain::{request_hash, OrderLine, OrderStatus, Quantity, Sku};
+use orderflow_core::limits::{
+    DEFAULT_PAGE_LIMIT, MAX_IDEMPOTENCY_KEY_LEN, MAX_LINE_QUANTITY, MAX_ORDER_LINES,
+    MAX_PAGE_LIMIT, MIN_ORDER_LINES,
+};
+use orderflow_core::metric_names;
+use orderflow_core::partition::partition_for;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{database_unreachable, ApiError, ApiResult, FieldError};
+use crate::http::cursor;
+use crate::json_body::JsonBody;
+use crate::order_records::{self, ListQuery, OrderView};
+use crate::queue::QueueError;
+use crate::state::AppState;
+
+/// Order ids derived from an `Idempotency-Key` live in this UUIDv5 namespace.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_772d_6964_656d_706f);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", post(place_order).get(list_orders))
+        .route("/orders/{order_id}", get(get_order))
+}
+
+/// The body of `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    /// 1 to 100 lines.
+    pub items: Vec<OrderLineRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    /// `[A-Za-z0-9._-]{1,64}`
+    pub sku: String,
+    /// 1 to 10,000.
+    pub quantity: i64,
+}
+
+/// The answer to an accepted order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderAccepted {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+}
+
+/// Turns the request into order lines, reporting every refused field at once.
+pub fn parse_lines(request: PlaceOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
+    let count = request.items.len();
+    if count < MIN_ORDER_LINES {
+        return Err(ApiError::field_limit(
+            "items",
+            format!("must have at least {MIN_ORDER_LINES} line"),
+            MIN_ORDER_LINES as i64,
+        ));
+    }
+    if count > MAX_ORDER_LINES {
+        return Err(ApiError::field_limit(
+            "items",
+            format!("must have at most {MAX_ORDER_LINES} lines (MAX_ORDER_LINES)"),
+            MAX_ORDER_LINES as i64,
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(count);
+    for (index, line) in request.items.into_iter().enumerate() {
+        let sku = Sku::parse(&line.sku)
+            .map_err(|e| errors.push(FieldError::new(format!("items[{index}].sku"), e.message)));
+        let quantity = Quantity::try_from(line.quantity).map_err(|e| {
+            let limit = if line.quantity < 1 {
+                1
+            } else {
+                MAX_LINE_QUANTITY
+            };
+            errors.push(
+                FieldError::new(format!("items[{index}].quantity"), e.message).with_limit(limit),
+            )
+        });
+        if let (Ok(sku), Ok(quantity)) = (sku, quantity) {
+            lines.push(OrderLine { sku, quantity });
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            ApiError::field_limit(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+                MAX_IDEMPOTENCY_KEY_LEN as i64,
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Place an order. Answered 202 only once JetStream has stored it.
+#[utoipa::path(
+    post, path = "/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body return the same order")),
+    responses(
+        (status = 202, description = "Queued", body = OrderAccepted, headers(("Location" = String))),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem),
+        (status = 401, description = "No valid token", body = crate::error::Problem),
+        (status = 413, description = "Body over 64 KiB", body = crate::error::Problem),
+        (status = 422, description = "Invalid order, or the key was used with another body", body = crate::error::Problem),
+        (status = 503, description = "The queue cannot take orders now; see Retry-After", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn place_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PlaceOrderRequest>,
+) -> ApiResult<Response> {
+    let items = parse_lines(request)?;
+    let key = idempotency_key(&headers)?;
+    let hash = request_hash(&items);
+    let order_id = match &key {
+        Some(key) => Uuid::new_v5(
+            &IDEMPOTENCY_NAMESPACE,
+            format!("{}:{key}", user.id).as_bytes(),
+        ),
+        None => Uuid::now_v7(),
+    };
+
+    if key.is_some() {
+        // A key seen long ago (beyond the stream's duplicate window) is
+        // answered from the database when it is up.
+        if let Ok(Some((stored_hash, status))) =
+            order_records::request_hash(&state.pool, order_id).await
+        {
+            ensure_same_body(&stored_hash, &hash)?;
+            let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::Pending);
+            return Ok(accepted(order_id, status));
+        }
+    }
+
+    let partition = partition_for(&items[0].sku, state.partitions);
+    let order = PlaceOrder {
+        order_id,
+        customer_id: user.id,
+        items,
+        idempotency_key: key.clone(),
+        request_hash: hex::encode(&hash),
+        accepted_at: Utc::now(),
+    };
+    let queued = state
+        .queue
+        .publish(partition, &order)
+        .await
+        .map_err(|err| {
+            let QueueError::Unavailable(reason) = err;
+            metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(1);
+            tracing::warn!(%reason, "refusing an order: the queue cannot take it");
+            ApiError::Unavailable {
+                detail: "the order queue cannot take orders right now; nothing was accepted".into(),
+                retry_after_seconds: 1,
+            }
+        })?;
+    if queued.duplicate {
+        if key.is_some() {
+            check_duplicate_body(&state, queued.sequence, order_id, &hash).await?;
+        }
+        return Ok(accepted(order_id, OrderStatus::Pending));
+    }
+    state.pending.record(order, partition);
+    metrics::counter!(metric_names::ORDERS_ACCEPTED).increment(1);
+    Ok(accepted(order_id, OrderStatus::Pending))
+}
+
+/// The same key with another body is refused: the key names one order.
+async fn check_duplicate_body(
+    state: &AppState,
+    sequence: u64,
+    order_id: Uuid,
+    hash: &[u8],
+) -> ApiResult<()> {
+    if sequence > 0 {
+        if let Some(original) = state.queue.get(sequence).await {
+            if original.order_id == order_id {
+                let stored = hex::decode(&original.request_hash).unwrap_or_default();
+                return ensure_same_body(&stored, hash);
+            }
+        }
+    }
+    // No longer queued, so it was decided and the database has it.
+    match order_records::request_hash(&state.pool, order_id).await {
+        Ok(Some((stored, _))) => ensure_same_body(&stored, hash),
+        Ok(None) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn ensure_same_body(stored: &[u8], hash: &[u8]) -> ApiResult<()> {
+    if stored == hash {
+        Ok(())
+    } else {
+        Err(ApiError::UnprocessableIdempotencyKey(
+            "this Idempotency-Key was already used with another body".into(),
+        ))
+    }
+}
+
+fn accepted(order_id: Uuid, status: OrderStatus) -> Response {
+    let location = HeaderValue::from_str(&format!("/orders/{order_id}")).expect("a valid header");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(OrderAccepted { order_id, status }),
+    )
+        .into_response()
+}
+
+/// An order: decided from the database, or `pending` from the queue.
+#[utoipa::path(
+    get, path = "/orders/{order_id}", tag = "orders",
+    params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, body = crate::error::Problem),
+        (status = 404, description = "Unknown, or not yours", body = crate::error::Problem),
+        (status = 503, description = "Neither the database nor the queue can be asked", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(order_id): Path<Uuid>,
+) -> ApiResult<Json<OrderView>> {
+    let visible = |order: OrderView| {
+        if user.may_see(order.customer_id) {
+            Ok(Json(order))
+        } else {
+            Err(ApiError::NotFound("order"))
+        }
+    };
+    let from_db = order_records::get(&state.pool, order_id).await;
+    match &from_db {
+        Ok(Some(order)) if order.status != OrderStatus::Pending => return visible(order.clone()),
+        Ok(_) => {}
+        Err(err) if database_unreachable(err) => {}
+        Err(_) => return Err(from_db.unwrap_err().into()),
+    }
+    match state.queue.find(order_id).await {
+        Ok(Some(order)) => visible(OrderView::pending(order)),
+        Ok(None) => {
+            // The processor may have decided and acked it between the two
+            // reads; the database has it then.
+            match order_records::get(&state.pool, order_id).await? {
+                Some(order) => visible(order),
+                None => Err(ApiError::NotFound("order")),
+            }
+        }
+        Err(_) => match from_db {
+            Ok(Some(order)) => visible(order),
+            Ok(None) => Err(ApiError::NotFound("order")),
+            Err(err) => Err(err.into()),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListOrdersParams {
+    /// Only orders in this status.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Orders, newest first: your own, or everyone's for staff.
+#[utoipa::path(
+    get, path = "/orders", tag = "orders", params(ListOrdersParams),
+    responses((status = 200, body = OrderPage), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(params): Query<ListOrdersParams>,
+) -> ApiResult<Json<OrderPage>> {
+    let status = params
+        .status
+        .as_deref()
+        .map(OrderStatus::parse)
+        .transpose()
+        .map_err(|e| ApiError::field("status", e.message))?;
+    let limit = page_limit(params.limit)?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(cursor::decode_time_id)
+        .transpose()?;
+    let customer_id = if user.role.includes(orderflow_core::domain::Role::Staff) {
+        None
+    } else {
+        Some(user.id)
+    };
+    let mut items = order_records::list(
+        &state.pool,
+        &ListQuery {
+            customer_id,
+            status,
+            after,
+            limit: limit + 1,
+        },
+    )
+    .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|o| cursor::encode_time_id(o.created_at, o.order_id))
+    } else {
+        None
+    };
+    Ok(Json(OrderPage { items, next_cursor }))
+}
+
+/// The page size asked for, within 1 to MAX_PAGE_LIMIT.
+pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::field_limit(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
+            MAX_PAGE_LIMIT,
+        ));
+    }
+    Ok(limit)
+}

@@ -1,0 +1,70 @@
+//! `JsonBody<T>`: the request body extractor. Unlike axum's `Json` it answers
+//! every refusal as problem+json and names the offending field by its path.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use orderflow_core::limits::MAX_BODY_BYTES;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|_| ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                })?;
+        decode(&bytes).map(JsonBody)
+    }
+}
+
+/// Decodes JSON, telling a syntax error (400) from a well-formed body of the
+/// wrong shape (422, with the field's path).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer
+                .end()
+                .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            Ok(value)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_data() {
+                let field = if path == "." { "body".to_owned() } else { path };
+                Err(ApiError::Validation(vec![FieldError::new(
+                    field,
+                    inner.to_string(),
+                )]))
+            } else {
+                Err(ApiError::MalformedJson(inner.to_string()))
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The ORDERS stream as ingress-api sees it: publish an order and wait for
+//! JetStream's acknowledgement; read back a queued order by id.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::Publish, stream::Stream};
+use futures::future::join_all;
+use orderflow_core::command::{OrderCommand, PlaceOrder};
+use orderflow_core::naming::Naming;
+use tracing::warn;
+use uuid::Uuid;
+
+/// How the queue answered a publish.
+#[derive(Debug)]
+pub struct Queued {
+    /// The stream sequence of the stored command, the original one for a duplicate.
+    pub sequence: u64,
+    /// True when JetStream already held a command with this order id.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The broker refused the order (stream full, no stream) or did not
+    /// answer in time; the order is not queued, or it is not known whether
+    /// it is.
+    #[error("the order queue cannot take the order now: {0}")]
+    Unavailable(String),
+}
+
+pub struct OrderQueue {
+    js: jetstream::Context,
+    stream: Stream,
+    naming: Naming,
+    partitions: u16,
+    /// The whole budget for one publish, retries included.
+    publish_timeout: Duration,
+}
+
+impl OrderQueue {
+    pub fn new(
+        js: jetstream::Context,
+        stream: Stream,
+        naming: Naming,
+        partitions: u16,
+        publish_timeout: Duration,
+    ) -> Self {
+        Self {
+            js,
+            stream,
+            naming,
+            partitions,
+            publish_timeout,
+        }
+    }
+
+    /// Publishes the order with its id as the message id and waits for the
+    /// acknowledgement. A timed-out attempt is retried with the same id (the
+    /// stream's duplicate window drops the copy if the first one landed);
+    /// when the budget runs out, the queue is asked whether the order is
+    /// there before the order is given up as not accepted.
+    pub async fn publish(&self, partition: u16, order: &PlaceOrder) -> Result<Queued, QueueError> {
+        let subject = self.naming.order_subject(partition, order.order_id);
+        let payload = serde_json::to_vec(&OrderCommand::PlaceOrder(order.clone()))
+            .expect("commands serialize");
+        let deadline = Instant::now() + self.publish_timeout;
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = async {
+                let ack = self
+                    .js
+                    .send_publish(
+                        subject.clone(),
+                        Publish::build()
+                            .message_id(order.order_id.to_string())
+                            .payload(payload.clone().into()),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ack.into_future().await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(remaining, attempt).await {
+                Ok(Ok(ack)) => {
+                    return Ok(Queued {
+                        sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    })
+                }
+                Ok(Err(err)) if is_refusal(&err) => return Err(QueueError::Unavailable(err)),
+                Ok(Err(err)) => last_error = err,
+                Err(_) => last_error = "no acknowledgement in time".into(),
+            }
+        }
+        // Unknown outcome: if the command is in the stream after all, it was
+        // accepted and must be answered as such.
+        if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
+            return Ok(Queued {
+                sequence: 0,
+                duplicate: true,
+            });
+        }
+        warn!(order_id = %order.order_id, %last_error, "publish failed");
+        Err(QueueError::Unavailable(last_error))
+    }
+
+    /// The queued command at `sequence`, if it is still queued.
+    pub async fn get(&self, sequence: u64) -> Option<PlaceOrder> {
+        let message = self.stream.get_raw_message(sequence).await.ok()?;
+        decode(&message.payload)
+    }
+
+    /// The queued (not yet decided) command of `order_id`, looked for in every
+    /// partition at once. `Err` when the broker cannot be asked.
+    pub async fn find(&self, order_id: Uuid) -> Result<Option<PlaceOrder>, QueueError> {
+        let lookups = (0..self.partitions).map(|p| self.find_in(p, order_id));
+        let mut unreachable = None;
+        for result in join_all(lookups).await {
+            match result {
+                Ok(Some(order)) => return Ok(Some(order)),
+                Ok(None) => {}
+                Err(err) => unreachable = Some(err),
+            }
+        }
+        match unreachable {
+            Some(err) => Err(err),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_in(
+        &self,
+        partition: u16,
+        order_id: Uuid,
+    ) -> Result<Option<PlaceOrder>, QueueError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = self.naming.order_subject(partition, order_id);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(decode(&message.payload)),
+            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(err) => Err(QueueError::Unavailable(err.to_string())),
+        }
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<PlaceOrder> {
+    match serde_json::from_slice(payload) {
+        Ok(OrderCommand::PlaceOrder(order)) => Some(order),
+        Err(_) => None,
+    }
+}
+
+/// Whether JetStream answered with a definite no (the stream is full or
+/// missing) rather than not answering: a definite no is not worth retrying.
+fn is_refusal(err: &str) -> bool {
+    let err = err.to_ascii_lowercase();
+    err.contains("maximum") || err.contains("no stream") || err.contains("resource limits")
+}

@@ -1,0 +1,160 @@
+//! Building and serving the application.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use orderflow_core::broker::{self, StreamLimits};
+use orderflow_core::naming::Naming;
+use orderflow_core::settings::Settings;
+use orderflow_core::{db, telemetry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::auth::token::TokenKeys;
+use crate::http;
+use crate::pending::PendingRecorder;
+use crate::queue::OrderQueue;
+use crate::state::AppState;
+
+/// A built, bound, not yet serving ingress-api.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    pending_task: tokio::task::JoinHandle<()>,
+    migrations: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Binds the HTTP address, connects to NATS and provisions the streams.
+    /// The database may be down: migrations and the admin account are applied
+    /// in the background as soon as it is up, and orders are taken meanwhile.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let _ = telemetry::prometheus();
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("bind {}", settings.http_addr))?;
+        let naming = Naming::new(&settings.namespace)?;
+        let pool = db::lazy_pool(&settings.database_url, 32)?;
+        let migrations = tokio::spawn(prepare_database(
+            pool.clone(),
+            settings.admin.clone(),
+            shutdown.clone(),
+        ));
+
+        let client = broker::connect(&settings.nats_url, "ingress-api").await?;
+        let mut js = async_nats::jetstream::new(client.clone());
+        js.set_timeout(settings.publish_timeout);
+        let limits = StreamLimits {
+            orders_max_msgs: settings.orders_max_msgs,
+            orders_max_bytes: settings.orders_max_bytes,
+        };
+        let (orders, _events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
+        let queue = OrderQueue::new(
+            js,
+            orders,
+            naming.clone(),
+            settings.partitions,
+            settings.publish_timeout,
+        );
+        let (pending, pending_task) = PendingRecorder::start(pool.clone(), shutdown.clone());
+        let state = AppState {
+            pool,
+            queue: Arc::new(queue),
+            pending,
+            tokens: TokenKeys::new(settings.jwt_secret.as_bytes(), settings.jwt_ttl),
+            naming,
+            partitions: settings.partitions,
+            nats: client,
+        };
+        Ok(Self {
+            listener,
+            state,
+            shutdown,
+            pending_task,
+            migrations,
+        })
+    }
+
+    /// The bound address (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener")
+    }
+
+    /// Serves until shutdown, finishing requests in flight, then flushes
+    /// pending records and the NATS client.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        info!(addr = %self.local_addr(), "ingress-api listening");
+        let router = http::router(self.state.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
+            .await
+            .context("serve HTTP")?;
+        self.migrations.abort();
+        let _ = self.pending_task.await;
+        let _ = self.state.nats.drain().await;
+        self.state.pool.close().await;
+        Ok(())
+    }
+}
+
+async fn provision_with_retry(
+    js: &async_nats::jetstream::Context,
+    naming: &Naming,
+    limits: &StreamLimits,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(
+    async_nats::jetstream::stream::Stream,
+    async_nats::jetstream::stream::Stream,
+)> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match broker::provision(js, naming, limits).await {
+            Ok(streams) => return Ok(streams),
+            Err(err) => {
+                warn!(err = format!("{err:#}"), retry_in = ?backoff, "cannot provision streams yet");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down before the streams were provisioned"),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Applies migrations and ensures the admin account, retrying until the
+/// database is reachable.
+async fn prepare_database(
+    pool: sqlx::PgPool,
+    admin: Option<(String, String)>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            db::migrate(&pool).await?;
+            if let Some((email, password)) = &admin {
+                crate::http::users::ensure_admin(&pool, email, password).await?;
+            }
+            anyhow::Ok(())
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(err) => warn!(err = format!("{err:#}"), retry_in = ?backoff, "database not ready"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Builds and serves until `shutdown`.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Application::build(settings, shutdown).await?.serve().await
+}

@@ -1,0 +1,25 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use orderflow_core::naming::Naming;
+use sqlx::PgPool;
+
+use crate::auth::token::TokenKeys;
+use crate::pending::PendingRecorder;
+use crate::queue::OrderQueue;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// The database; may be unreachable, which only some routes mind.
+    pub pool: PgPool,
+    /// Publishes orders to, and reads pending orders from, the ORDERS stream.
+    pub queue: Arc<OrderQueue>,
+    /// Records accepted orders as pending in the database, off the request path.
+    pub pending: PendingRecorder,
+    pub tokens: TokenKeys,
+    pub naming: Naming,
+    pub partitions: u16,
+    /// The NATS client, for readiness.
+    pub nats: async_nats::Client,
+}

@@ -1,0 +1,289 @@
+//! A whole orderflow stack in the test process: ingress-api on an ephemeral
+//! port and (optionally) an order-processor, over the test's own database and
+//! NATS namespace on the real servers.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use order_processor::Processor;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use testkit::{eventually, TestDatabase, TestNamespace};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDatabase,
+    pub ns: TestNamespace,
+    pub settings: orderflow_core::settings::Settings,
+    shutdown: CancellationToken,
+    processor: Option<(Processor, CancellationToken)>,
+}
+
+impl TestApp {
+    /// Ingress and processor.
+    pub async fn start() -> Self {
+        Self::start_with(&[], true).await
+    }
+
+    /// Ingress only, with `overrides` applied to the settings.
+    pub async fn start_with(overrides: &[(&str, &str)], with_processor: bool) -> Self {
+        testkit::init_logging();
+        let db = TestDatabase::create().await.expect("test database");
+        let ns = TestNamespace::new();
+        let mut vars = vec![
+            ("ORDERFLOW_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("ORDERFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("ORDERFLOW_PARTITIONS", "4"),
+        ];
+        vars.extend_from_slice(overrides);
+        let settings = testkit::settings(&db, &ns, &vars);
+        let shutdown = CancellationToken::new();
+        let app = ingress_api::startup::Application::build(settings.clone(), shutdown.clone())
+            .await
+            .expect("build ingress-api");
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.serve());
+        let mut test_app = Self {
+            base,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            db,
+            ns,
+            settings,
+            shutdown,
+            processor: None,
+        };
+        test_app.wait_for_admin().await;
+        if with_processor {
+            test_app.start_processor().await;
+        }
+        test_app
+    }
+
+    pub async fn start_processor(&mut self) {
+        let token = CancellationToken::new();
+        let processor = Processor::start(self.settings.clone(), token.clone())
+            .await
+            .expect("start the processor");
+        self.processor = Some((processor, token));
+    }
+
+    pub async fn stop_processor(&mut self) {
+        if let Some((processor, token)) = self.processor.take() {
+            token.cancel();
+            processor.wait().await;
+        }
+    }
+
+    async fn wait_for_admin(&self) {
+        let pool = self.db.pool.clone();
+        eventually(Duration::from_secs(20), "the admin account", || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("select count(*) from users where role = 'admin'")
+                    .fetch_one(&pool)
+                    .await
+                    .ok()
+                    .filter(|n| *n == 1)
+            }
+        })
+        .await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "login of {email}");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a fresh customer and returns (user id, token).
+    pub async fn customer(&self) -> (Uuid, String) {
+        let email = format!("c-{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .http
+            .post(self.url("/auth/register"))
+            .json(&json!({"email": email, "password": "customer-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        let id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+        (id, self.login(&email, "customer-password").await)
+    }
+
+    /// Creates a user with `role` directly in the database and logs in.
+    pub async fn user_with_role(&self, role: &str) -> String {
+        let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
+        let (_, token) = {
+            let response = self
+                .http
+                .post(self.url("/auth/register"))
+                .json(&json!({"email": email, "password": "some-password"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            ((), ())
+        };
+        let _ = token;
+        sqlx::query("update users set role = $1 where email = $2")
+            .bind(role)
+            .bind(&email)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+        self.login(&email, "some-password").await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a product and receives `stock` units into `main`.
+    pub async fn product_with_stock(&self, admin: &str, sku: &str, stock: i64, threshold: i64) {
+        let response = self
+            .post(
+                admin,
+                "/products",
+                json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": 1000,
+                       "low_stock_threshold": threshold}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+        if stock > 0 {
+            let response = self
+                .post(
+                    admin,
+                    "/inventory/receive",
+                    json!({"sku": sku, "quantity": stock}),
+                )
+                .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{:?}",
+                response.text().await
+            );
+        }
+    }
+
+    /// Places an order and returns its id, asserting 202.
+    pub async fn place(&self, token: &str, items: Value) -> Uuid {
+        let response = self.post(token, "/orders", json!({ "items": items })).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{:?}",
+            response.text().await
+        );
+        let body: Value = response.json().await.unwrap();
+        Uuid::parse_str(body["order_id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Waits until `count` orders are decided in the database.
+    pub async fn wait_decided(&self, count: i64) {
+        let pool = self.db.pool.clone();
+        eventually(Duration::from_secs(60), "orders to be decided", || {
+            let pool = pool.clone();
+            async move {
+                let decided: i64 =
+                    sqlx::query_scalar("select count(*) from orders where status <> 'pending'")
+                        .fetch_one(&pool)
+                        .await
+                        .ok()?;
+                (decided >= count).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// (on_hand, reserved) of a sku summed over locations.
+    pub async fn stock(&self, sku: &str) -> (i64, i64) {
+        sqlx::query_as(
+            "select coalesce(sum(s.on_hand), 0)::int8, coalesce(sum(s.reserved), 0)::int8
+             from stock_levels s join products p on p.id = s.product_id where p.sku = $1",
+        )
+        .bind(sku)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Rows of (product, location) whose stock level differs from its ledger sums.
+    pub async fn ledger_drift(&self) -> i64 {
+        sqlx::query_scalar(
+            "select count(*) from stock_levels s
+             full join (select product_id, location_id, sum(on_hand_delta) as on_hand,
+                               sum(reserved_delta) as reserved
+                        from stock_movements group by product_id, location_id) m
+               using (product_id, location_id)
+             where coalesce(s.on_hand, 0) <> coalesce(m.on_hand, 0)
+                or coalesce(s.reserved, 0) <> coalesce(m.reserved, 0)",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Messages in the ORDERS stream.
+    pub async fn queued(&self) -> u64 {
+        let client = async_nats::connect(testkit::nats_url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(self.ns.naming.orders_stream()).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some((_, token)) = &self.processor {
+            token.cancel();
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Claims partitions, starts a worker for each one this replica owns, and
+//! hands partitions back when their worker stops or the lease connection dies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::stream::Stream;
+use orderflow_core::metric_names;
+use orderflow_core::naming::Naming;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::consumer;
+use crate::lease::{self, LeaseConnection};
+use crate::worker::{Worker, WorkerError};
+
+/// How often the coordinator looks for free partitions and checks its lease
+/// connection; a dead replica's partitions are taken over within about this.
+pub const CLAIM_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The partitions this replica owns right now, readable from outside.
+pub type OwnedPartitions = Arc<Mutex<BTreeSet<u16>>>;
+
+pub struct Coordinator {
+    pub database_url: String,
+    pub pool: PgPool,
+    pub naming: Naming,
+    pub orders: Stream,
+    pub partitions: u16,
+    pub batch_max: usize,
+    /// Identifies this replica in `partition_leases.holder`.
+    pub holder: String,
+    pub relay_wakeup: Arc<Notify>,
+    pub owned: OwnedPartitions,
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Coordinator {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut lease: Option<LeaseConnection> = None;
+        let mut workers: HashMap<u16, Running> = HashMap::new();
+        let mut tick = tokio::time::interval(CLAIM_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            self.reap(&mut workers, &mut lease).await;
+            let alive = match lease.as_mut() {
+                Some(conn) => conn.is_alive().await,
+                None => false,
+            };
+            if !alive {
+                if lease.take().is_some() {
+                    warn!("lease connection lost; stopping every worker of this replica");
+                    self.stop_all(&mut workers).await;
+                }
+                match LeaseConnection::open(&self.database_url).await {
+                    Ok(conn) => lease = Some(conn),
+                    Err(err) => {
+                        warn!(
+                            err = format!("{err:#}"),
+                            "cannot open the lease connection yet"
+                        );
+                        continue;
+                    }
+                }
+            }
+            let conn = lease.as_mut().expect("opened above");
+            for partition in 0..self.partitions {
+                if workers.contains_key(&partition) || shutdown.is_cancelled() {
+                    continue;
+                }
+                match conn.try_acquire(partition).await {
+                    Ok(true) => match self.start_worker(partition, &shutdown).await {
+                        Ok(running) => {
+                            workers.insert(partition, running);
+                            self.set_owned(partition, true);
+                        }
+                        Err(err) => {
+                            warn!(
+                                partition,
+                                err = format!("{err:#}"),
+                                "could not start the worker"
+                            );
+                            let _ = conn.release(partition).await;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(err) => {
+                        warn!(err = format!("{err:#}"), "partition claim failed");
+                        break;
+                    }
+                }
+            }
+        }
+        // Shutdown: each worker finishes the batch in hand, then stops.
+        self.stop_all(&mut workers).await;
+        drop(lease);
+    }
+
+    async fn start_worker(
+        &self,
+        partition: u16,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Running> {
+        let epoch = lease::bump_epoch(&self.pool, partition, &self.holder).await?;
+        let max_ack_pending = (self.batch_max * 8) as i64;
+        let messages =
+            consumer::take_over(&self.orders, &self.naming, partition, max_ack_pending).await?;
+        info!(partition, epoch, holder = %self.holder, "took over partition");
+        let worker = Worker {
+            partition,
+            epoch,
+            pool: self.pool.clone(),
+            naming: self.naming.clone(),
+            batch_max: self.batch_max,
+            relay_wakeup: self.relay_wakeup.clone(),
+        };
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(worker.run(messages, stop.clone()));
+        Ok(Running { stop, task })
+    }
+
+    /// Collects workers that stopped by themselves and frees their partitions
+    /// for the next claim round (here or on another replica).
+    async fn reap(&self, workers: &mut HashMap<u16, Running>, lease: &mut Option<LeaseConnection>) {
+        let finished: Vec<u16> = workers
+            .iter()
+            .filter(|(_, running)| running.task.is_finished())
+            .map(|(partition, _)| *partition)
+            .collect();
+        for partition in finished {
+            let running = workers.remove(&partition).expect("listed above");
+            match running.task.await {
+                Ok(Ok(())) => info!(partition, "worker stopped"),
+                Ok(Err(err)) => warn!(partition, %err, "worker stopped"),
+                Err(err) => warn!(partition, %err, "worker panicked"),
+            }
+            self.set_owned(partition, false);
+            if let Some(conn) = lease.as_mut() {
+                let _ = conn.release(partition).await;
+            }
+        }
+    }
+
+    async fn stop_all(&self, workers: &mut HashMap<u16, Running>) {
+        for running in workers.values() {
+            running.stop.cancel();
+        }
+        for (partition, running) in workers.drain() {
+            match running.task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => warn!(partition, %err, "worker stopped"),
+                Err(err) => warn!(partition, %err, "worker panicked"),
+            }
+            self.set_owned(partition, false);
+        }
+    }
+
+    fn set_owned(&self, partition: u16, owned: bool) {
+        let mut set = self.owned.lock().expect("owned partitions lock");
+        if owned {
+            set.insert(partition);
+        } else {
+            set.remove(&partition);
+        }
+        metrics::gauge!(metric_names::PARTITION_OWNED, "partition" => partition.to_string())
+            .set(if owned { 1.0 } else { 0.0 });
+    }
+}

@@ -1,0 +1,131 @@
+//! The outbox relay: publishes committed events to JetStream, then deletes
+//! them.
+//!
+//! An event row exists only if the change it describes committed, and it is
+//! deleted only after JetStream acknowledged it, so every change is published
+//! at least once and nothing uncommitted is ever published. The event id is
+//! the JetStream message id: a republish after a crash between the ack and the
+//! delete is dropped by the stream's duplicate window, and consumers drop any
+//! later copy by the same id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::future::IntoFuture;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, context::Publish};
+use orderflow_core::metric_names;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use uuid::Uuid;
+
+/// Most events one relay round publishes.
+const RELAY_BATCH: i64 = 1000;
+/// The advisory lock that lets one relay at a time publish, so events keep
+/// their commit order on the stream.
+const RELAY_LOCK: (i32, i32) = (0x4f46_5232, 0); // "OFR2"
+
+/// Relays until `shutdown`, then flushes once more.
+pub async fn run(
+    pool: PgPool,
+    js: jetstream::Context,
+    wakeup: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = wakeup.notified() => false,
+            _ = tick.tick() => {
+                report_backlog(&pool).await;
+                false
+            }
+        };
+        drain(&pool, &js).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn drain(pool: &PgPool, js: &jetstream::Context) {
+    loop {
+        match relay_once(pool, js).await {
+            Ok(n) if n == RELAY_BATCH as usize => continue,
+            Ok(_) => return,
+            Err(err) => {
+                warn!(
+                    err = format!("{err:#}"),
+                    "outbox relay round failed; will retry"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Publishes the oldest events and deletes those JetStream acknowledged.
+/// Returns how many it published.
+pub async fn relay_once(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await.context("begin relay transaction")?;
+    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1, $2)")
+        .bind(RELAY_LOCK.0)
+        .bind(RELAY_LOCK.1)
+        .fetch_one(&mut *tx)
+        .await
+        .context("take the relay lock")?;
+    if !leader {
+        return Ok(0);
+    }
+    let rows: Vec<(i64, Uuid, String, serde_json::Value)> =
+        sqlx::query_as("select id, event_id, subject, payload from outbox order by id limit $1")
+            .bind(RELAY_BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .context("read the outbox")?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // All publishes go out before any ack is awaited: hundreds in flight,
+    // one round trip's wait for the lot.
+    let mut pending = Vec::with_capacity(rows.len());
+    for (_, event_id, subject, payload) in &rows {
+        let body = serde_json::to_vec(payload).context("encode event")?;
+        let ack = js
+            .send_publish(
+                subject.clone(),
+                Publish::build()
+                    .message_id(event_id.to_string())
+                    .payload(body.into()),
+            )
+            .await
+            .with_context(|| format!("publish event {event_id}"))?;
+        pending.push(ack);
+    }
+    for ack in futures::future::join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+        ack.context("JetStream did not acknowledge an event")?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    sqlx::query("delete from outbox where id = any($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .context("delete relayed events")?;
+    tx.commit().await.context("commit relay transaction")?;
+    metrics::counter!(metric_names::OUTBOX_PUBLISHED).increment(rows.len() as u64);
+    Ok(rows.len())
+}
+
+async fn report_backlog(pool: &PgPool) {
+    if let Ok(count) = sqlx::query_scalar::<_, i64>("select count(*) from outbox")
+        .fetch_one(pool)
+        .await
+    {
+        metrics::gauge!(metric_names::OUTBOX_BACKLOG).set(count as f64);
+    }
+}
