@@ -79,6 +79,9 @@ create table orders (
     -- JetStream stream sequence of the command that placed the order; null
     -- while only the ingress has recorded it as pending.
     stream_seq bigint,
+    -- The partition lease epoch under which the order was decided: proof, per
+    -- partition, that no stale worker committed after a takeover.
+    decided_epoch bigint,
     created_at timestamptz not null,
     decided_at timestamptz,
     updated_at timestamptz not null default now(),

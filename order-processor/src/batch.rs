@@ -100,7 +100,7 @@ pub async fn decide_and_commit(
     }
     writes.add_stock_changes(naming, &book, &available_before, now);
     report.events = writes.outbox_ids.len();
-    writes.execute(&mut tx, &book).await?;
+    writes.execute(&mut tx, &book, epoch).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -344,21 +344,23 @@ impl Writes {
         self,
         tx: &mut Transaction<'_, Postgres>,
         book: &StockBook,
+        epoch: i64,
     ) -> Result<(), sqlx::Error> {
         // The ingress may have recorded the order as pending; the decision
         // replaces that row, and never a decided one.
         sqlx::query(
             "insert into orders (id, customer_id, status, reason, idempotency_key, request_hash,
-                                 partition, stream_seq, created_at, decided_at)
+                                 partition, stream_seq, decided_epoch, created_at, decided_at)
              select o.id, o.customer_id, o.status, o.reason, o.idempotency_key, o.request_hash,
-                    o.partition, o.stream_seq, o.created_at, now()
+                    o.partition, o.stream_seq, $10, o.created_at, now()
              from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[],
                          $7::int4[], $8::int8[], $9::timestamptz[])
                   as o(id, customer_id, status, reason, idempotency_key, request_hash,
                        partition, stream_seq, created_at)
              on conflict (id) do update
                 set status = excluded.status, reason = excluded.reason,
-                    stream_seq = excluded.stream_seq, decided_at = excluded.decided_at,
+                    stream_seq = excluded.stream_seq, decided_epoch = excluded.decided_epoch,
+                    decided_at = excluded.decided_at,
                     updated_at = now()
                 where orders.status = 'pending'",
         )
@@ -371,6 +373,7 @@ impl Writes {
         .bind(&self.partitions)
         .bind(&self.stream_seqs)
         .bind(&self.created_ats)
+        .bind(epoch)
         .execute(&mut **tx)
         .await?;
 

@@ -64,7 +64,7 @@ impl Coordinator {
                     warn!("lease connection lost; stopping every worker of this replica");
                     self.stop_all(&mut workers).await;
                 }
-                match LeaseConnection::open(&self.database_url).await {
+                match LeaseConnection::open(&self.database_url, &self.holder).await {
                     Ok(conn) => lease = Some(conn),
                     Err(err) => {
                         warn!(

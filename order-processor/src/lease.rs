@@ -9,6 +9,7 @@
 //! with (see `batch::fence`), so a stalled former owner can never write.
 
 use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// The first key of the partition advisory locks; the partition is the second.
@@ -20,8 +21,12 @@ pub struct LeaseConnection {
 }
 
 impl LeaseConnection {
-    pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        let conn = PgConnection::connect(database_url)
+    /// Opens the connection; `holder` names it in `pg_stat_activity`, so an
+    /// operator can see which replica holds which partitions.
+    pub async fn open(database_url: &str, holder: &str) -> anyhow::Result<Self> {
+        let options: PgConnectOptions = database_url.parse().context("parse DATABASE_URL")?;
+        let name = format!("orderflow-lease {holder}");
+        let conn = PgConnection::connect_with(&options.application_name(&name))
             .await
             .context("open the lease connection")?;
         Ok(Self { conn })

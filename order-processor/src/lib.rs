@@ -46,6 +46,9 @@ pub struct Processor {
     pub metrics_addr: SocketAddr,
     /// The partitions this replica owns right now.
     pub owned: OwnedPartitions,
+    /// This replica's name in `partition_leases.holder` and, prefixed with
+    /// `orderflow-lease `, the `application_name` of its lease connection.
+    pub holder: String,
     tasks: TaskTracker,
     client: async_nats::Client,
     pool: sqlx::PgPool,
@@ -85,6 +88,7 @@ impl Processor {
 
         let relay_wakeup = Arc::new(Notify::new());
         let owned: OwnedPartitions = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let holder = holder_name();
         let coordinator = Coordinator {
             database_url: settings.database_url.clone(),
             pool: pool.clone(),
@@ -92,7 +96,7 @@ impl Processor {
             orders,
             partitions: settings.partitions,
             batch_max: settings.batch_max,
-            holder: holder_name(),
+            holder: holder.clone(),
             relay_wakeup: relay_wakeup.clone(),
             owned: owned.clone(),
         };
@@ -108,6 +112,7 @@ impl Processor {
         Ok(Self {
             metrics_addr,
             owned,
+            holder,
             tasks,
             client,
             pool,

@@ -1,0 +1,141 @@
+//! Two processor replicas on one database and stream: a partition is never
+//! owned by both, and one takes over from the other.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use order_processor::Processor;
+use support::{assert_invariants, decided, product, Feed};
+use testkit::{eventually, TestDatabase, TestNamespace};
+use tokio_util::sync::CancellationToken;
+
+const SKUS: [&str; 6] = ["REP-A", "REP-B", "REP-C", "REP-D", "REP-E", "REP-F"];
+const STOCK: i64 = 300;
+
+fn assert_disjoint(a: &Processor, b: &Processor) -> (BTreeSet<u16>, BTreeSet<u16>) {
+    let (owned_a, owned_b) = (a.owned_partitions(), b.owned_partitions());
+    assert!(
+        owned_a.is_disjoint(&owned_b),
+        "both replicas own {:?}",
+        owned_a.intersection(&owned_b).collect::<Vec<_>>()
+    );
+    (owned_a, owned_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_own_one_partition_and_a_cut_lease_hands_it_over_without_double_decisions(
+) {
+    testkit::init_logging();
+    let db = TestDatabase::create().await.unwrap();
+    let ns = TestNamespace::new();
+    for sku in SKUS {
+        product(&db.pool, sku, STOCK).await;
+    }
+    let feed = Feed::new(&db, &ns, 8).await;
+    let settings = testkit::settings(
+        &db,
+        &ns,
+        &[("ORDERFLOW_PARTITIONS", "8"), ("ORDERFLOW_BATCH_MAX", "32")],
+    );
+
+    let token_a = CancellationToken::new();
+    let a = Processor::start(settings.clone(), token_a.clone())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "replica A to own every partition",
+        || {
+            let owned = a.owned_partitions();
+            async move { (owned.len() == 8).then_some(()) }
+        },
+    )
+    .await;
+    let token_b = CancellationToken::new();
+    let b = Processor::start(settings.clone(), token_b.clone())
+        .await
+        .unwrap();
+    let (owned_a, owned_b) = assert_disjoint(&a, &b);
+    assert_eq!((owned_a.len(), owned_b.len()), (8, 0));
+
+    let round = |n: usize| -> Vec<&'static str> { (0..n).map(|i| SKUS[i % SKUS.len()]).collect() };
+    let mut ids = feed.publish(&round(600)).await;
+
+    // Cut A's lease connection, as a network partition or a stalled replica
+    // would: its partitions are claimed afresh (by whichever replica gets
+    // there first) under new epochs, and A's workers stop.
+    let cut: i64 = sqlx::query_scalar(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = $1",
+    )
+    .bind(format!("orderflow-lease {}", a.holder))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(cut, 1);
+    ids.extend(feed.publish(&round(600)).await);
+    // While A has not yet noticed, both may briefly list a partition; the
+    // epoch fence (checked in assert_invariants) is what keeps A from
+    // committing. Once claimed afresh, ownership is disjoint again.
+    eventually(
+        Duration::from_secs(30),
+        "every partition to be claimed again under a new epoch",
+        || {
+            let (owned_a, owned_b) = (a.owned_partitions(), b.owned_partitions());
+            let pool = db.pool.clone();
+            async move {
+                let renewed: i64 =
+                    sqlx::query_scalar("select count(*) from partition_leases where epoch >= 2")
+                        .fetch_one(&pool)
+                        .await
+                        .ok()?;
+                (owned_a.len() + owned_b.len() == 8 && renewed == 8).then_some(())
+            }
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "ownership to be disjoint again",
+        || {
+            let (owned_a, owned_b) = (a.owned_partitions(), b.owned_partitions());
+            async move { owned_a.is_disjoint(&owned_b).then_some(()) }
+        },
+    )
+    .await;
+    ids.extend(feed.publish(&round(600)).await);
+
+    // Stop A: B takes everything over.
+    token_a.cancel();
+    a.wait().await;
+    eventually(
+        Duration::from_secs(30),
+        "replica B to own every partition",
+        || {
+            let owned = b.owned_partitions();
+            async move { (owned.len() == 8).then_some(()) }
+        },
+    )
+    .await;
+    ids.extend(feed.publish(&round(600)).await);
+
+    eventually(Duration::from_secs(60), "every order to be decided", || {
+        let pool = db.pool.clone();
+        let total = ids.len() as i64;
+        async move { (decided(&pool).await == total).then_some(()) }
+    })
+    .await;
+    assert_invariants(&db.pool, &ids, &SKUS, STOCK).await;
+
+    // Every takeover was recorded with a new epoch.
+    let epochs: Vec<i64> =
+        sqlx::query_scalar("select epoch from partition_leases order by partition")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(epochs.len(), 8);
+    assert!(epochs.iter().all(|e| *e >= 3), "{epochs:?}");
+    token_b.cancel();
+    b.wait().await;
+}
