@@ -139,18 +139,14 @@ impl TestApp {
     /// Creates a user with `role` directly in the database and logs in.
     pub async fn user_with_role(&self, role: &str) -> String {
         let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
-        let (_, token) = {
-            let response = self
-                .http
-                .post(self.url("/auth/register"))
-                .json(&json!({"email": email, "password": "some-password"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-            ((), ())
-        };
-        let _ = token;
+        let response = self
+            .http
+            .post(self.url("/auth/register"))
+            .json(&json!({"email": email, "password": "some-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
         sqlx::query("update users set role = $1 where email = $2")
             .bind(role)
             .bind(&email)

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Starts the whole stack on this machine: PostgreSQL and NATS (found, or
+# installed and started), then ingress-api, order-processor and notifier built
+# in release mode and run in the background. Logs and pid files go to .run/.
+# Stop it with scripts/stop-stack.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/dev-services.sh --database orderflow
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/orderflow}"
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+export ORDERFLOW_HTTP_ADDR="${ORDERFLOW_HTTP_ADDR:-127.0.0.1:8080}"
+export ORDERFLOW_ADMIN_EMAIL="${ORDERFLOW_ADMIN_EMAIL:-admin@example.com}"
+export ORDERFLOW_ADMIN_PASSWORD="${ORDERFLOW_ADMIN_PASSWORD:-change-me-now}"
+export ORDERFLOW_LOG_FORMAT="${ORDERFLOW_LOG_FORMAT:-pretty}"
+export RUST_LOG="${RUST_LOG:-info}"
+
+command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup" >&2; exit 1; }
+cargo build --release --locked --bins -p ingress-api -p order-processor -p notifier
+
+mkdir -p .run
+scripts/stop-stack.sh --quiet || true
+
+start() {
+  local name=$1; shift
+  env "$@" "target/release/$name" >".run/$name.log" 2>&1 &
+  echo $! >".run/$name.pid"
+}
+start ingress-api
+start order-processor ORDERFLOW_METRICS_ADDR="${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}"
+start notifier ORDERFLOW_METRICS_ADDR="${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}"
+
+wait_for() {
+  local url=$1 name=$2
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$(cat ".run/$name.pid")" 2>/dev/null; then
+      echo "$name exited; see .run/$name.log:" >&2
+      tail -n 20 ".run/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$name did not become ready at $url; see .run/$name.log" >&2
+  exit 1
+}
+wait_for "http://$ORDERFLOW_HTTP_ADDR/readyz" ingress-api
+wait_for "http://${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}/healthz" order-processor
+wait_for "http://${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}/healthz" notifier
+
+cat <<MSG
+orderflow is running:
+  API          http://$ORDERFLOW_HTTP_ADDR  (OpenAPI at /openapi.json)
+  admin        $ORDERFLOW_ADMIN_EMAIL / (ORDERFLOW_ADMIN_PASSWORD)
+  metrics      http://$ORDERFLOW_HTTP_ADDR/metrics, http://${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}/metrics, http://${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}/metrics
+  logs         .run/*.log
+  stop with    scripts/stop-stack.sh
+MSG
