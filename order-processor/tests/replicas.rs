@@ -107,6 +107,7 @@ async fn two_replicas_never_own_one_partition_and_a_cut_lease_hands_it_over_with
     ids.extend(feed.publish(&round(600)).await);
 
     // Stop A: B takes everything over.
+    let owned_by_a_at_stop = a.owned_partitions();
     token_a.cancel();
     a.wait().await;
     eventually(
@@ -128,14 +129,25 @@ async fn two_replicas_never_own_one_partition_and_a_cut_lease_hands_it_over_with
     .await;
     assert_invariants(&db.pool, &ids, &SKUS, STOCK).await;
 
-    // Every takeover was recorded with a new epoch.
-    let epochs: Vec<i64> =
-        sqlx::query_scalar("select epoch from partition_leases order by partition")
+    // Every takeover was recorded with a new epoch: each partition was
+    // claimed afresh after the cut, and those A held when it stopped once more.
+    let epochs: Vec<(i32, i64)> =
+        sqlx::query_as("select partition, epoch from partition_leases order by partition")
             .fetch_all(&db.pool)
             .await
             .unwrap();
     assert_eq!(epochs.len(), 8);
-    assert!(epochs.iter().all(|e| *e >= 3), "{epochs:?}");
+    for (partition, epoch) in epochs {
+        let expected = if owned_by_a_at_stop.contains(&(partition as u16)) {
+            3
+        } else {
+            2
+        };
+        assert!(
+            epoch >= expected,
+            "partition {partition} at epoch {epoch}; A held {owned_by_a_at_stop:?} when it stopped"
+        );
+    }
     token_b.cancel();
     b.wait().await;
 }
