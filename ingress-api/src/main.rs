@@ -1,5 +1,8 @@
+//! The ingress-api: finishes requests in flight on SIGTERM. Settings come from
+//! the environment, logs go to stdout; everything else is in the library.
+
 use orderflow_core::settings::Settings;
-use orderflow_core::telemetry;
+use orderflow_core::{shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -7,18 +10,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     telemetry::init_logging(settings.log_format, std::io::stdout);
     let shutdown = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown::signalled().await;
+        on_signal.cancel();
+    });
     ingress_api::startup::run(settings, shutdown).await
-}
-
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn shutdown_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-    shutdown.cancel();
 }

@@ -336,22 +336,7 @@ async fn outcome_and_stock_events_are_published_once_each_with_unique_ids() {
     let client = async_nats::connect(testkit::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let stream = js.get_stream(app.ns.naming.events_stream()).await.unwrap();
-    let pool = app.db.pool.clone();
-    testkit::eventually(
-        std::time::Duration::from_secs(10),
-        "the outbox to drain",
-        || {
-            let pool = pool.clone();
-            async move {
-                let left: i64 = sqlx::query_scalar("select count(*) from outbox")
-                    .fetch_one(&pool)
-                    .await
-                    .ok()?;
-                (left == 0).then_some(())
-            }
-        },
-    )
-    .await;
+    testkit::wait_for_empty_outbox(&app.db.pool).await;
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
         .await

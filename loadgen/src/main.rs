@@ -69,9 +69,9 @@ async fn main() -> anyhow::Result<()> {
 
     let admin = api.login(&args.admin_email, &args.admin_password).await?;
     let sku = format!("HOT-{}", uuid::Uuid::new_v4().simple());
-    api.post(&admin, "/products", json!({"sku": sku, "name": "Flash sale item", "price_cents": 1999, "low_stock_threshold": 10}), 201).await?;
+    api.post(Some(&admin), "/products", json!({"sku": sku, "name": "Flash sale item", "price_cents": 1999, "low_stock_threshold": 10}), 201).await?;
     api.post(
-        &admin,
+        Some(&admin),
         "/inventory/receive",
         json!({"sku": sku, "quantity": args.stock}),
         200,
@@ -80,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
     let mut tokens = Vec::new();
     for _ in 0..args.customers {
         let email = format!("load-{}@example.com", uuid::Uuid::new_v4().simple());
-        api.post_anonymous(
+        api.post(
+            None,
             "/auth/register",
             json!({"email": email, "password": "load-password"}),
             201,
@@ -254,30 +255,19 @@ impl Api {
             .to_owned())
     }
 
-    async fn post(&self, token: &str, path: &str, body: Value, want: u16) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await?;
-        ensure!(
-            response.status().as_u16() == want,
-            "{path}: {} {}",
-            response.status(),
-            response.text().await?
-        );
-        Ok(())
-    }
-
-    async fn post_anonymous(&self, path: &str, body: Value, want: u16) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await?;
+    /// POSTs `body` (as `token`'s user, or anonymously) and insists on `want`.
+    async fn post(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: Value,
+        want: u16,
+    ) -> anyhow::Result<()> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
         ensure!(
             response.status().as_u16() == want,
             "{path}: {} {}",

@@ -1,8 +1,8 @@
-//! The notifier binary: settings from the environment, logs to stdout, and a
-//! shutdown token fired by SIGINT or SIGTERM. Everything else is in the library.
+//! The notifier: finishes the batch in hand on SIGTERM. Settings come from
+//! the environment, logs go to stdout; everything else is in the library.
 
 use orderflow_core::settings::Settings;
-use orderflow_core::telemetry;
+use orderflow_core::{shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -10,36 +10,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     telemetry::init_logging(settings.log_format, std::io::stdout);
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown::signalled().await;
+        on_signal.cancel();
+    });
     notifier::run(settings, shutdown).await
-}
-
-/// Fires `shutdown` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received; shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
-    }
-    shutdown.cancel();
 }

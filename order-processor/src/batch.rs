@@ -390,25 +390,17 @@ impl Writes {
         .await?;
 
         if !self.alloc_order_ids.is_empty() {
+            // Every reservation is also a ledger row, so stock_levels stays
+            // the sum of the ledger; one statement writes both.
             sqlx::query(
-                "insert into order_allocations (order_id, product_id, location_id, quantity)
-                 select * from unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[])",
-            )
-            .bind(&self.alloc_order_ids)
-            .bind(&self.alloc_product_ids)
-            .bind(&self.alloc_location_ids)
-            .bind(&self.alloc_quantities)
-            .execute(&mut **tx)
-            .await?;
-
-            // Every reservation is a ledger row, so stock_levels stays the sum
-            // of the ledger.
-            sqlx::query(
-                "insert into stock_movements (product_id, location_id, kind, on_hand_delta,
+                "with allocated as (
+                    insert into order_allocations (order_id, product_id, location_id, quantity)
+                    select * from unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[])
+                    returning order_id, product_id, location_id, quantity)
+                 insert into stock_movements (product_id, location_id, kind, on_hand_delta,
                                               reserved_delta, order_id, correlation_id)
-                 select a.product_id, a.location_id, 'reserve', 0, a.quantity, a.order_id, a.order_id
-                 from unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[])
-                      as a(order_id, product_id, location_id, quantity)",
+                 select product_id, location_id, 'reserve', 0, quantity, order_id, order_id
+                 from allocated",
             )
             .bind(&self.alloc_order_ids)
             .bind(&self.alloc_product_ids)

@@ -78,31 +78,20 @@ async fn killing_the_processor_mid_batch_and_restarting_it_decides_every_order_e
     assert_invariants(&db.pool, &ids, &SKUS, STOCK).await;
 
     // The outbox drains after the restarts, one outcome event per order.
-    eventually(Duration::from_secs(30), "the outbox to drain", || {
-        let pool = db.pool.clone();
-        async move {
-            let left: i64 = sqlx::query_scalar("select count(*) from outbox")
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-            (left == 0).then_some(())
-        }
-    })
-    .await;
+    testkit::wait_for_empty_outbox(&db.pool).await;
     processor.kill().await.unwrap();
-    let mut events = feed.js.get_stream(ns.naming.events_stream()).await.unwrap();
-    let outcome_events = events.info().await.unwrap().state.subjects_count;
-    assert!(outcome_events > 0);
-    let confirmed = feed
+    use futures::TryStreamExt;
+    let per_subject: Vec<(String, usize)> = feed
         .js
         .get_stream(ns.naming.events_stream())
         .await
         .unwrap()
         .info_with_subjects(ns.naming.event_subject("order.*"))
         .await
+        .unwrap()
+        .try_collect()
+        .await
         .unwrap();
-    use futures::TryStreamExt;
-    let per_subject: Vec<(String, usize)> = confirmed.try_collect().await.unwrap();
     let total: usize = per_subject.iter().map(|(_, n)| n).sum();
     assert_eq!(
         total, ORDERS,

@@ -6,6 +6,8 @@
 //!   subject prefix), deleted when the test ends.
 //! - [`settings`]: service settings pointing at both.
 //! - [`eventually`]: poll a condition with a deadline instead of sleeping.
+//! - [`ledger_drift`], [`wait_for_empty_outbox`]: the checks every pipeline
+//!   test ends with.
 //!
 //! The servers default to the machine's shared PostgreSQL and NATS; set
 //! `ORDERFLOW_TEST_DATABASE_URL` (an admin connection, database `postgres`)
@@ -232,6 +234,35 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How many (product, location) stock levels differ from the sums of their
+/// ledger rows: the reconciliation query. Zero when stock is true.
+pub async fn ledger_drift(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from stock_levels s
+         full join (select product_id, location_id, sum(on_hand_delta) as on_hand,
+                           sum(reserved_delta) as reserved
+                    from stock_movements group by product_id, location_id) m
+           using (product_id, location_id)
+         where coalesce(s.on_hand, 0) <> coalesce(m.on_hand, 0)
+            or coalesce(s.reserved, 0) <> coalesce(m.reserved, 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("run the reconciliation query")
+}
+
+/// Waits until the outbox relay has published every event.
+pub async fn wait_for_empty_outbox(pool: &PgPool) {
+    eventually(Duration::from_secs(30), "the outbox to drain", || async {
+        let left: i64 = sqlx::query_scalar("select count(*) from outbox")
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        (left == 0).then_some(())
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -252,18 +252,7 @@ impl TestApp {
 
     /// Rows of (product, location) whose stock level differs from its ledger sums.
     pub async fn ledger_drift(&self) -> i64 {
-        sqlx::query_scalar(
-            "select count(*) from stock_levels s
-             full join (select product_id, location_id, sum(on_hand_delta) as on_hand,
-                               sum(reserved_delta) as reserved
-                        from stock_movements group by product_id, location_id) m
-               using (product_id, location_id)
-             where coalesce(s.on_hand, 0) <> coalesce(m.on_hand, 0)
-                or coalesce(s.reserved, 0) <> coalesce(m.reserved, 0)",
-        )
-        .fetch_one(&self.db.pool)
-        .await
-        .unwrap()
+        testkit::ledger_drift(&self.db.pool).await
     }
 
     /// Messages in the ORDERS stream.

@@ -216,17 +216,6 @@ pub async fn assert_invariants(
     .unwrap();
     assert_eq!(stale, 0, "no order decided under a stale lease epoch");
 
-    let drift: i64 = sqlx::query_scalar(
-        "select count(*) from stock_levels s
-         full join (select product_id, location_id, sum(on_hand_delta) as on_hand,
-                           sum(reserved_delta) as reserved
-                    from stock_movements group by product_id, location_id) m
-           using (product_id, location_id)
-         where coalesce(s.on_hand, 0) <> coalesce(m.on_hand, 0)
-            or coalesce(s.reserved, 0) <> coalesce(m.reserved, 0)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let drift = testkit::ledger_drift(pool).await;
     assert_eq!(drift, 0, "the ledger sums equal the stock levels");
 }
