@@ -85,7 +85,10 @@ create table orders (
     created_at timestamptz not null,
     decided_at timestamptz,
     updated_at timestamptz not null default now(),
-    constraint orders_customer_fkey foreign key (customer_id) references users (id),
+    -- customer_id comes from a signed token and deliberately has no foreign
+    -- key: an accepted order must always be decidable, and a batch that
+    -- failed on a missing user (say, after restoring an older backup) would
+    -- block its whole partition.
     constraint orders_status_check check (status in ('pending', 'confirmed', 'rejected', 'cancelled', 'fulfilled')),
     constraint orders_reason_only_when_rejected check ((status = 'rejected') = (reason is not null)),
     constraint orders_decided_at_when_decided check ((status = 'pending') = (decided_at is null))

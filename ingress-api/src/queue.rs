@@ -66,6 +66,7 @@ impl OrderQueue {
             .expect("commands serialize");
         let deadline = Instant::now() + self.publish_timeout;
         let mut last_error = String::new();
+        let mut pause = Duration::from_millis(25);
         while Instant::now() < deadline {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt = async {
@@ -92,6 +93,11 @@ impl OrderQueue {
                 Ok(Err(err)) => last_error = err,
                 Err(_) => last_error = "no acknowledgement in time".into(),
             }
+            // A broker that fails fast (no responders while JetStream
+            // recovers) must not turn the retries into a busy loop.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(remaining)).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
         // Unknown outcome: if the command is in the stream after all, it was
         // accepted and must be answered as such.

@@ -363,3 +363,43 @@ async fn outcome_and_stock_events_are_published_once_each_with_unique_ids() {
     // The receipt took it from 0 (low) to 3: recovered once.
     assert_eq!(count("stock.recovered"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_from_a_user_missing_from_the_database_is_decided_and_blocks_nothing() {
+    // A valid token whose user the database does not know, as after restoring
+    // an older backup: the order is still decided, and the orders queued
+    // behind it in the same partition are too.
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    app.product_with_stock(&admin, "GHOST", 5, 0).await;
+    let keys = ingress_api::auth::token::TokenKeys::new(
+        app.settings.jwt_secret.as_bytes(),
+        std::time::Duration::from_secs(60),
+    );
+    let ghost = keys
+        .issue(Uuid::now_v7(), orderflow_core::domain::Role::Customer)
+        .unwrap();
+    let (_, customer) = app.customer().await;
+    let ghost_order = app
+        .place(&ghost, json!([{"sku": "GHOST", "quantity": 1}]))
+        .await;
+    let next_order = app
+        .place(&customer, json!([{"sku": "GHOST", "quantity": 1}]))
+        .await;
+    app.wait_decided(2).await;
+    let body: Value = app
+        .get(&ghost, &format!("/orders/{ghost_order}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "confirmed");
+    let body: Value = app
+        .get(&customer, &format!("/orders/{next_order}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "confirmed");
+    assert_eq!(app.stock("GHOST").await, (5, 2));
+}
