@@ -153,7 +153,7 @@ impl OrderQueue {
 fn decode(payload: &[u8]) -> Option<PlaceOrder> {
     match serde_json::from_slice(payload) {
         Ok(OrderCommand::PlaceOrder(order)) => Some(order),
-        Err(_) => None,
+        Ok(_) | Err(_) => None,
     }
 }
 

@@ -153,6 +153,7 @@ fn subject_of(event: &Event) -> (Option<&uuid::Uuid>, Option<&str>) {
     match event {
         Event::OrderConfirmed(e) => (Some(&e.order_id), None),
         Event::OrderRejected(e) => (Some(&e.order_id), None),
+        Event::OrderCancelled(e) | Event::OrderFulfilled(e) => (Some(&e.order_id), None),
         Event::StockChanged(e) => (None, Some(&e.sku)),
         Event::StockLow(e) | Event::StockRecovered(e) => (None, Some(&e.sku)),
     }

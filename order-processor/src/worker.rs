@@ -213,6 +213,7 @@ fn decode(message: &jetstream::Message) -> Result<QueuedOrder, String> {
             stream_seq,
             command,
         }),
+        Ok(_) => Err("cancel and fulfil are not handled yet".into()),
         Err(err) => Err(format!("not an order command: {err}")),
     }
 }

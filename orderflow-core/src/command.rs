@@ -12,6 +12,12 @@ use crate::domain::OrderLine;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OrderCommand {
     PlaceOrder(PlaceOrder),
+    /// Release a confirmed order's reservation. Queued behind the order's
+    /// placement in its partition, so it can never race the decision.
+    CancelOrder(OrderAction),
+    /// Ship a confirmed order: on_hand and reserved both fall where it was
+    /// allocated.
+    FulfilOrder(OrderAction),
 }
 
 /// A customer's order as ingress-api accepted it.
@@ -32,10 +38,22 @@ pub struct PlaceOrder {
     pub accepted_at: DateTime<Utc>,
 }
 
+/// A request to move a decided order on: cancel or fulfil it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAction {
+    pub order_id: Uuid,
+    /// The user who asked, recorded as the actor on the ledger rows.
+    pub requested_by: Uuid,
+    pub requested_at: DateTime<Utc>,
+}
+
 impl OrderCommand {
     pub fn order_id(&self) -> Uuid {
         match self {
             OrderCommand::PlaceOrder(place) => place.order_id,
+            OrderCommand::CancelOrder(action) | OrderCommand::FulfilOrder(action) => {
+                action.order_id
+            }
         }
     }
 }
@@ -73,6 +91,27 @@ mod tests {
         );
         let back: OrderCommand = serde_json::from_value(json).unwrap();
         assert_eq!(back, command);
+    }
+
+    #[test]
+    fn the_cancel_and_fulfil_json_is_pinned() {
+        let action = OrderAction {
+            order_id: Uuid::nil(),
+            requested_by: Uuid::from_u128(2),
+            requested_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+        };
+        let json = serde_json::to_value(OrderCommand::CancelOrder(action.clone())).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "cancel_order",
+                "order_id": "00000000-0000-0000-0000-000000000000",
+                "requested_by": "00000000-0000-0000-0000-000000000002",
+                "requested_at": "2026-01-02T03:04:05Z"
+            })
+        );
+        let fulfil = serde_json::to_value(OrderCommand::FulfilOrder(action)).unwrap();
+        assert_eq!(fulfil["type"], "fulfil_order");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Event {
     OrderConfirmed(OrderConfirmed),
     #[serde(rename = "order.rejected")]
     OrderRejected(OrderRejected),
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled(OrderSettled),
+    #[serde(rename = "order.fulfilled")]
+    OrderFulfilled(OrderSettled),
     #[serde(rename = "stock.changed")]
     StockChanged(StockChanged),
     #[serde(rename = "stock.low")]
@@ -42,6 +46,8 @@ impl Event {
         match self {
             Event::OrderConfirmed(_) => "order.confirmed",
             Event::OrderRejected(_) => "order.rejected",
+            Event::OrderCancelled(_) => "order.cancelled",
+            Event::OrderFulfilled(_) => "order.fulfilled",
             Event::StockChanged(_) => "stock.changed",
             Event::StockLow(_) => "stock.low",
             Event::StockRecovered(_) => "stock.recovered",
@@ -64,6 +70,15 @@ pub struct OrderRejected {
     pub order_id: Uuid,
     pub customer_id: Uuid,
     pub reason: RejectReason,
+    pub items: Vec<OrderLine>,
+}
+
+/// A confirmed order was cancelled (its reservation released) or fulfilled
+/// (its units shipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSettled {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
     pub items: Vec<OrderLine>,
 }
 

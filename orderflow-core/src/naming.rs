@@ -65,9 +65,17 @@ impl Naming {
         self.subject(&format!("orders.p{partition}.{order_id}"))
     }
 
-    /// The filter of one partition's consumer.
+    /// The subject of a later command about an order (`cancel`, `fulfil`):
+    /// the order's partition, so it queues behind the placement, but not the
+    /// placement's own subject, which must keep answering for the order
+    /// while it is pending.
+    pub fn order_action_subject(&self, partition: u16, order_id: Uuid, action: &str) -> String {
+        self.subject(&format!("orders.p{partition}.{order_id}.{action}"))
+    }
+
+    /// The filter of one partition's consumer: placements and later commands.
     pub fn partition_filter(&self, partition: u16) -> String {
-        self.subject(&format!("orders.p{partition}.*"))
+        self.subject(&format!("orders.p{partition}.>"))
     }
 
     pub fn partition_consumer(&self, partition: u16) -> String {
@@ -112,7 +120,11 @@ mod tests {
         let id = Uuid::nil();
         assert_eq!(naming.orders_stream(), "ORDERS");
         assert_eq!(naming.order_subject(3, id), format!("orders.p3.{id}"));
-        assert_eq!(naming.partition_filter(3), "orders.p3.*");
+        assert_eq!(naming.partition_filter(3), "orders.p3.>");
+        assert_eq!(
+            naming.order_action_subject(3, id, "cancel"),
+            format!("orders.p3.{id}.cancel")
+        );
         assert_eq!(naming.events_stream(), "EVENTS");
         assert_eq!(naming.event_subject("stock.low"), "events.stock.low");
         assert_eq!(naming.event_kind("events.stock.low"), Some("stock.low"));

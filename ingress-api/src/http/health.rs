@@ -11,6 +11,11 @@ use utoipa::ToSchema;
 
 use crate::state::AppState;
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+pub struct Api;
+
 pub fn router() -> Router<AppState> {
     let handle = orderflow_core::telemetry::prometheus();
     Router::new()

@@ -18,6 +18,11 @@ use crate::stock;
 /// Where stock goes when a request names no location.
 pub const DEFAULT_LOCATION: &str = "main";
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive))]
+pub struct Api;
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/inventory/receive", post(receive))
 }

@@ -4,11 +4,14 @@
 pub mod cursor;
 pub mod health;
 pub mod inventory;
+pub mod locations;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod reports;
 pub mod request_metrics;
 pub mod users;
+pub mod users_admin;
 
 use std::time::Duration;
 
@@ -26,9 +29,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(users::router())
+        .merge(users_admin::router())
         .merge(products::router())
+        .merge(locations::router())
         .merge(inventory::router())
         .merge(orders::router())
+        .merge(reports::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

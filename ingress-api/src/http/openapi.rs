@@ -1,43 +1,54 @@
-//! `/openapi.json`, generated from the handlers' annotations.
+//! `/openapi.json`, generated from the handlers' annotations: each HTTP
+//! module documents its own routes, merged here.
 
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::OpenApi;
 
+use crate::http::{health, inventory, locations, orders, products, reports, users, users_admin};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "orderflow", description = "Orders queued durably and decided against stock without overselling."),
-    paths(
-        crate::http::users::register, crate::http::users::login,
-        crate::http::products::create_product, crate::http::products::list_products, crate::http::products::get_product,
-        crate::http::inventory::receive,
-        crate::http::orders::place_order, crate::http::orders::get_order, crate::http::orders::list_orders,
-        crate::http::health::healthz, crate::http::health::readyz,
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
+#[openapi(info(
+    title = "orderflow",
+    description = "Orders queued durably and decided against stock without overselling."
+))]
+struct Info;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
+/// The whole document.
+pub fn document() -> Document {
+    let mut document = Info::openapi();
+    for part in [
+        users::Api::openapi(),
+        users_admin::Api::openapi(),
+        products::Api::openapi(),
+        locations::Api::openapi(),
+        inventory::Api::openapi(),
+        orders::Api::openapi(),
+        reports::Api::openapi(),
+        health::Api::openapi(),
+    ] {
+        document.merge(part);
     }
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    document
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    let document = document();
+    Router::new().route(
+        "/openapi.json",
+        get(move || std::future::ready(Json(document))),
+    )
 }

@@ -29,6 +29,11 @@ use crate::state::AppState;
 /// Order ids derived from an `Idempotency-Key` live in this UUIDv5 namespace.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_772d_6964_656d_706f);
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(place_order, get_order, list_orders))]
+pub struct Api;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders", post(place_order).get(list_orders))

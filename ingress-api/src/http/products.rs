@@ -20,6 +20,11 @@ use crate::state::AppState;
 /// Longest unit or category label.
 pub const MAX_LABEL_LEN: usize = 64;
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_product, list_products, get_product))]
+pub struct Api;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/products", post(create_product).get(list_products))

@@ -16,6 +16,11 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::json_body::JsonBody;
 use crate::state::AppState;
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, login))]
+pub struct Api;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(register))
