@@ -23,12 +23,16 @@ pub struct OrderView {
     pub decided_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub customer_id: Uuid,
+    /// The partition the order was queued on; later commands about it go there.
+    #[serde(skip)]
+    pub partition: u16,
 }
 
 impl OrderView {
     /// A queued order nobody has decided yet.
-    pub fn pending(order: PlaceOrder) -> Self {
+    pub fn pending(order: PlaceOrder, partition: u16) -> Self {
         Self {
+            partition,
             order_id: order.order_id,
             status: OrderStatus::Pending,
             reason: None,
@@ -48,11 +52,12 @@ struct OrderRow {
     reason: Option<String>,
     created_at: DateTime<Utc>,
     decided_at: Option<DateTime<Utc>>,
+    partition: i32,
 }
 
 pub async fn get(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderView>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(
-        "select id, customer_id, status, reason, created_at, decided_at from orders where id = $1",
+        "select id, customer_id, status, reason, created_at, decided_at, partition from orders where id = $1",
     )
     .bind(order_id)
     .fetch_optional(pool)
@@ -87,7 +92,7 @@ pub struct ListQuery {
 pub async fn list(pool: &PgPool, query: &ListQuery) -> Result<Vec<OrderView>, sqlx::Error> {
     let (after_time, after_id) = query.after.unzip();
     let rows: Vec<OrderRow> = sqlx::query_as(
-        "select id, customer_id, status, reason, created_at, decided_at from orders
+        "select id, customer_id, status, reason, created_at, decided_at, partition from orders
          where ($1::uuid is null or customer_id = $1)
            and ($2::text is null or status = $2)
            and ($3::timestamptz is null or (created_at, id) < ($3, $4))
@@ -133,6 +138,7 @@ async fn with_lines(pool: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<OrderView>
             created_at: row.created_at,
             decided_at: row.decided_at,
             customer_id: row.customer_id,
+            partition: row.partition as u16,
         })
         .collect())
 }

@@ -56,14 +56,62 @@ impl OrderQueue {
     }
 
     /// Publishes the order with its id as the message id and waits for the
-    /// acknowledgement. A timed-out attempt is retried with the same id (the
-    /// stream's duplicate window drops the copy if the first one landed);
-    /// when the budget runs out, the queue is asked whether the order is
-    /// there before the order is given up as not accepted.
+    /// acknowledgement. When the outcome stays unknown (no acknowledgement
+    /// within the budget), the queue is asked whether the order is there
+    /// before it is given up as not accepted.
     pub async fn publish(&self, partition: u16, order: &PlaceOrder) -> Result<Queued, QueueError> {
         let subject = self.naming.order_subject(partition, order.order_id);
         let payload = serde_json::to_vec(&OrderCommand::PlaceOrder(order.clone()))
             .expect("commands serialize");
+        match self
+            .publish_with_retry(subject, order.order_id.to_string(), payload)
+            .await
+        {
+            Ok(queued) => Ok(queued),
+            Err(err) => {
+                if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
+                    return Ok(Queued {
+                        sequence: 0,
+                        duplicate: true,
+                    });
+                }
+                warn!(order_id = %order.order_id, %err, "publish failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// Queues a cancellation or fulfilment on the order's partition, behind
+    /// its placement. The message id makes a repeated request a duplicate.
+    pub async fn publish_action(
+        &self,
+        partition: u16,
+        command: &OrderCommand,
+    ) -> Result<Queued, QueueError> {
+        let action = match command {
+            OrderCommand::CancelOrder(_) => "cancel",
+            OrderCommand::FulfilOrder(_) => "fulfil",
+            OrderCommand::PlaceOrder(_) => unreachable!("placements go through publish"),
+        };
+        let order_id = command.order_id();
+        let subject = self
+            .naming
+            .order_action_subject(partition, order_id, action);
+        let payload = serde_json::to_vec(command).expect("commands serialize");
+        self.publish_with_retry(subject, format!("{order_id}.{action}"), payload)
+            .await
+    }
+
+    /// Publishes with `message_id` and waits for the acknowledgement. A
+    /// timed-out attempt is retried with the same id (the stream's duplicate
+    /// window drops the copy if the first one landed) until the publish
+    /// timeout runs out.
+    async fn publish_with_retry(
+        &self,
+        subject: String,
+        message_id: String,
+        payload: Vec<u8>,
+    ) -> Result<Queued, QueueError> {
         let deadline = Instant::now() + self.publish_timeout;
         let mut last_error = String::new();
         let mut pause = Duration::from_millis(25);
@@ -75,7 +123,7 @@ impl OrderQueue {
                     .send_publish(
                         subject.clone(),
                         Publish::build()
-                            .message_id(order.order_id.to_string())
+                            .message_id(message_id.as_str())
                             .payload(payload.clone().into()),
                     )
                     .await
@@ -99,15 +147,6 @@ impl OrderQueue {
             tokio::time::sleep(pause.min(remaining)).await;
             pause = (pause * 2).min(Duration::from_millis(500));
         }
-        // Unknown outcome: if the command is in the stream after all, it was
-        // accepted and must be answered as such.
-        if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
-            return Ok(Queued {
-                sequence: 0,
-                duplicate: true,
-            });
-        }
-        warn!(order_id = %order.order_id, %last_error, "publish failed");
         Err(QueueError::Unavailable(last_error))
     }
 

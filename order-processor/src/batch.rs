@@ -1,27 +1,36 @@
-//! One batch, one transaction: fence, lock, decide, write, commit.
+//! One batch, one transaction: fence, lock, apply the commands in queue
+//! order, write, commit.
 //!
-//! The statements are set-based (`unnest` over arrays), so a batch costs the
-//! same handful of round trips whether it holds one order or five hundred.
+//! Placements are decided, cancellations release what their order reserved,
+//! fulfilments ship it. All three pass through here, in the order the
+//! partition's queue holds them, so a cancellation can never race the
+//! decision it follows. The statements are set-based (`unnest` over arrays),
+//! so a batch costs the same handful of round trips whether it holds one
+//! command or five hundred.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use orderflow_core::command::PlaceOrder;
-use orderflow_core::domain::{OrderStatus, RejectReason};
+use orderflow_core::command::{OrderAction, OrderCommand, PlaceOrder};
+use orderflow_core::domain::{OrderLine, OrderStatus, Quantity, RejectReason, Sku};
 use orderflow_core::event::{
-    threshold_crossing, Event, EventEnvelope, OrderConfirmed, OrderRejected, StockChanged,
+    threshold_crossing, Event, EventEnvelope, OrderConfirmed, OrderRejected, OrderSettled,
+    StockChanged,
 };
 use orderflow_core::naming::Naming;
 use sqlx::{PgPool, Postgres, Transaction};
+use tracing::debug;
 use uuid::Uuid;
 
-use crate::decision::{decide_batch, Level, Outcome, ProductStock, StockBook};
+use crate::decision::{
+    decide_order, release, ship, Allocation, Level, Outcome, ProductStock, StockBook,
+};
 
-/// An order command and where it sat in the queue.
+/// A command and where it sat in the queue.
 #[derive(Debug, Clone)]
-pub struct QueuedOrder {
+pub struct QueuedCommand {
     pub stream_seq: u64,
-    pub command: PlaceOrder,
+    pub command: OrderCommand,
 }
 
 /// What a committed batch did.
@@ -29,8 +38,13 @@ pub struct QueuedOrder {
 pub struct BatchReport {
     /// Orders decided by this batch, with their acceptance time and outcome.
     pub decided: Vec<(Uuid, DateTime<Utc>, Result<(), RejectReason>)>,
-    /// Commands for orders that were already decided: redeliveries and retries.
-    pub duplicates: usize,
+    /// Orders cancelled by this batch.
+    pub cancelled: usize,
+    /// Orders fulfilled by this batch.
+    pub fulfilled: usize,
+    /// Commands that changed nothing: redelivered placements, and
+    /// cancellations or fulfilments of orders no longer confirmed.
+    pub no_ops: usize,
     /// Events written to the outbox.
     pub events: usize,
 }
@@ -44,24 +58,26 @@ pub enum BatchError {
     Database(#[from] sqlx::Error),
 }
 
-/// Decides `orders` (in queue order) for `partition` and commits the result,
-/// provided this worker still holds the partition at `epoch`.
+/// A decided order a later command in the batch may act on.
+struct KnownOrder {
+    customer_id: Uuid,
+    status: OrderStatus,
+    allocations: Vec<Allocation>,
+    items: Vec<OrderLine>,
+}
+
+/// Applies `commands` (in queue order) for `partition` and commits the
+/// result, provided this worker still holds the partition at `epoch`.
 pub async fn decide_and_commit(
     pool: &PgPool,
     naming: &Naming,
     partition: u16,
     epoch: i64,
-    orders: &[QueuedOrder],
+    commands: &[QueuedCommand],
 ) -> Result<BatchReport, BatchError> {
     let mut tx = pool.begin().await?;
     fence(&mut tx, partition, epoch).await?;
-
-    let fresh = undecided(&mut tx, orders).await?;
-    let mut report = BatchReport {
-        duplicates: orders.len() - fresh.len(),
-        ..BatchReport::default()
-    };
-    if let Some(last) = orders.iter().map(|o| o.stream_seq).max() {
+    if let Some(last) = commands.iter().map(|c| c.stream_seq).max() {
         sqlx::query(
             "update partition_leases set last_stream_seq = greatest(last_stream_seq, $2), updated_at = now()
              where partition = $1",
@@ -71,36 +87,107 @@ pub async fn decide_and_commit(
         .execute(&mut *tx)
         .await?;
     }
-    if fresh.is_empty() {
-        tx.commit().await?;
-        return Ok(report);
-    }
 
-    let mut book = lock_stock(&mut tx, &fresh).await?;
-    let available_before: HashMap<String, i64> = book
-        .products
+    let placements: Vec<&PlaceOrder> = commands
         .iter()
-        .map(|(sku, p)| (sku.clone(), p.available()))
+        .filter_map(|c| match &c.command {
+            OrderCommand::PlaceOrder(place) => Some(place),
+            _ => None,
+        })
         .collect();
-    let line_refs: Vec<&[_]> = fresh.iter().map(|o| o.command.items.as_slice()).collect();
-    let outcomes = decide_batch(&line_refs, &mut book);
+    let targets: Vec<Uuid> = commands
+        .iter()
+        .filter(|c| !matches!(c.command, OrderCommand::PlaceOrder(_)))
+        .map(|c| c.command.order_id())
+        .collect();
+    let decided_before = decided(&mut tx, &placements).await?;
+    let mut known = load_known(&mut tx, &targets).await?;
+
+    let skus: Vec<String> = placements
+        .iter()
+        .filter(|p| !decided_before.contains(&p.order_id))
+        .flat_map(|p| p.items.iter().map(|l| l.sku.as_str().to_owned()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let product_ids: Vec<i64> = known
+        .values()
+        .flat_map(|o| o.allocations.iter().map(|a| a.product_id))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if skus.is_empty() && product_ids.is_empty() {
+        tx.commit().await?;
+        return Ok(BatchReport {
+            no_ops: commands.len(),
+            ..BatchReport::default()
+        });
+    }
+    let mut book = lock_stock(&mut tx, &skus, &product_ids).await?;
+    let before = book.clone();
 
     let now = Utc::now();
+    let mut report = BatchReport::default();
     let mut writes = Writes::default();
-    for (order, outcome) in fresh.iter().zip(&outcomes) {
-        writes.add_order(naming, partition, order, outcome, now);
-        report.decided.push((
-            order.command.order_id,
-            order.command.accepted_at,
-            match outcome {
-                Outcome::Confirmed { .. } => Ok(()),
-                Outcome::Rejected(reason) => Err(*reason),
-            },
-        ));
+    let mut placed = HashSet::new();
+    for queued in commands {
+        match &queued.command {
+            OrderCommand::PlaceOrder(place) => {
+                if decided_before.contains(&place.order_id) || !placed.insert(place.order_id) {
+                    report.no_ops += 1;
+                    continue;
+                }
+                let outcome = decide_order(&place.items, &mut book);
+                writes.add_placement(naming, partition, queued.stream_seq, place, &outcome, now);
+                report.decided.push((
+                    place.order_id,
+                    place.accepted_at,
+                    match &outcome {
+                        Outcome::Confirmed { .. } => Ok(()),
+                        Outcome::Rejected(reason) => Err(*reason),
+                    },
+                ));
+                if let Outcome::Confirmed { allocations } = outcome {
+                    known.insert(
+                        place.order_id,
+                        KnownOrder {
+                            customer_id: place.customer_id,
+                            status: OrderStatus::Confirmed,
+                            allocations,
+                            items: place.items.clone(),
+                        },
+                    );
+                }
+            }
+            OrderCommand::CancelOrder(action) | OrderCommand::FulfilOrder(action) => {
+                let cancel = matches!(queued.command, OrderCommand::CancelOrder(_));
+                let Some(order) = known
+                    .get_mut(&action.order_id)
+                    .filter(|o| o.status == OrderStatus::Confirmed)
+                else {
+                    // Only a confirmed order can be cancelled or fulfilled;
+                    // anything else (already settled, rejected, unknown) is a
+                    // repeat or a race the API lost, and changes nothing.
+                    debug!(order_id = %action.order_id, cancel, "order action changes nothing");
+                    report.no_ops += 1;
+                    continue;
+                };
+                if cancel {
+                    release(&mut book, &order.allocations);
+                    order.status = OrderStatus::Cancelled;
+                    report.cancelled += 1;
+                } else {
+                    ship(&mut book, &order.allocations);
+                    order.status = OrderStatus::Fulfilled;
+                    report.fulfilled += 1;
+                }
+                writes.add_settlement(naming, action, order, now);
+            }
+        }
     }
-    writes.add_stock_changes(naming, &book, &available_before, now);
+    writes.add_stock_changes(naming, &before, &book, now);
     report.events = writes.outbox_ids.len();
-    writes.execute(&mut tx, &book, epoch).await?;
+    writes.execute(&mut tx, &before, &book, epoch).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -125,48 +212,103 @@ async fn fence(
     Ok(())
 }
 
-/// The orders of the batch not decided before, first occurrence only: a
-/// command redelivered after a crash, or published twice by a client retry,
-/// changes nothing.
-async fn undecided<'a>(
+/// The placements already decided by an earlier batch: a command redelivered
+/// after a crash, or published twice by a client retry, changes nothing.
+async fn decided(
     tx: &mut Transaction<'_, Postgres>,
-    orders: &'a [QueuedOrder],
-) -> Result<Vec<&'a QueuedOrder>, sqlx::Error> {
-    let ids: Vec<Uuid> = orders.iter().map(|o| o.command.order_id).collect();
-    let decided: HashSet<Uuid> =
+    placements: &[&PlaceOrder],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let ids: Vec<Uuid> = placements.iter().map(|p| p.order_id).collect();
+    Ok(
         sqlx::query_scalar("select id from orders where id = any($1) and status <> 'pending'")
             .bind(&ids)
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .collect();
-    let mut seen = HashSet::new();
-    Ok(orders
-        .iter()
-        .filter(|o| !decided.contains(&o.command.order_id) && seen.insert(o.command.order_id))
-        .collect())
+            .collect(),
+    )
 }
 
-/// Loads and locks the stock rows of every product the orders name, in
+/// The decided orders that cancellations and fulfilments in the batch name,
+/// with their allocations and lines. Only this partition's worker changes an
+/// order once it is decided, and it holds the lease row, so no lock is needed.
+async fn load_known(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, KnownOrder>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let orders: Vec<(Uuid, Uuid, String)> =
+        sqlx::query_as("select id, customer_id, status from orders where id = any($1)")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut known: HashMap<Uuid, KnownOrder> = orders
+        .into_iter()
+        .filter_map(|(id, customer_id, status)| {
+            Some((
+                id,
+                KnownOrder {
+                    customer_id,
+                    status: OrderStatus::parse(&status).ok()?,
+                    allocations: Vec::new(),
+                    items: Vec::new(),
+                },
+            ))
+        })
+        .collect();
+    let allocations: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(
+        "select order_id, product_id, location_id, quantity from order_allocations
+         where order_id = any($1) order by order_id, product_id, location_id",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (order_id, product_id, location_id, quantity) in allocations {
+        if let Some(order) = known.get_mut(&order_id) {
+            order.allocations.push(Allocation {
+                product_id,
+                location_id,
+                quantity,
+            });
+        }
+    }
+    let lines: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "select order_id, sku, quantity from order_lines where order_id = any($1) order by order_id, line_no",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (order_id, sku, quantity) in lines {
+        if let (Some(order), Ok(sku), Ok(quantity)) = (
+            known.get_mut(&order_id),
+            Sku::parse(&sku),
+            Quantity::try_from(quantity),
+        ) {
+            order.items.push(OrderLine { sku, quantity });
+        }
+    }
+    Ok(known)
+}
+
+/// Loads and locks the stock rows of every product named by sku or id, in
 /// (product_id, location_id) order: every writer locks in that order, so
 /// batches of other partitions and staff operations never deadlock with this.
 async fn lock_stock(
     tx: &mut Transaction<'_, Postgres>,
-    orders: &[&QueuedOrder],
+    skus: &[String],
+    product_ids: &[i64],
 ) -> Result<StockBook, sqlx::Error> {
-    let skus: Vec<String> = orders
-        .iter()
-        .flat_map(|o| o.command.items.iter().map(|l| l.sku.as_str().to_owned()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
     let products: Vec<(i64, String, bool, i64)> = sqlx::query_as(
-        "select id, sku, archived_at is not null, low_stock_threshold from products where sku = any($1)",
+        "select id, sku, archived_at is not null, low_stock_threshold from products
+         where sku = any($1) or id = any($2)",
     )
-    .bind(&skus)
+    .bind(skus)
+    .bind(product_ids)
     .fetch_all(&mut **tx)
     .await?;
-    let product_ids: Vec<i64> = products.iter().map(|p| p.0).collect();
+    let ids: Vec<i64> = products.iter().map(|p| p.0).collect();
     let levels: Vec<(i64, i64, i64, i64, bool)> = sqlx::query_as(
         "select s.product_id, s.location_id, s.on_hand, s.reserved, l.archived_at is null
          from stock_levels s join locations l on l.id = s.location_id
@@ -174,7 +316,7 @@ async fn lock_stock(
          order by s.product_id, s.location_id
          for update of s",
     )
-    .bind(&product_ids)
+    .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
     let mut by_id: HashMap<i64, ProductStock> = products
@@ -230,6 +372,18 @@ struct Writes {
     alloc_location_ids: Vec<i64>,
     alloc_quantities: Vec<i64>,
 
+    settled_ids: Vec<Uuid>,
+    settled_statuses: Vec<&'static str>,
+
+    /// Ledger rows of cancellations (`release`) and fulfilments (`fulfil`).
+    move_product_ids: Vec<i64>,
+    move_location_ids: Vec<i64>,
+    move_kinds: Vec<&'static str>,
+    move_on_hand: Vec<i64>,
+    move_reserved: Vec<i64>,
+    move_order_ids: Vec<Uuid>,
+    move_actors: Vec<Uuid>,
+
     outbox_ids: Vec<Uuid>,
     outbox_subjects: Vec<String>,
     outbox_payloads: Vec<serde_json::Value>,
@@ -249,15 +403,15 @@ impl Writes {
             .push(serde_json::to_value(&envelope).expect("events serialize"));
     }
 
-    fn add_order(
+    fn add_placement(
         &mut self,
         naming: &Naming,
         partition: u16,
-        order: &QueuedOrder,
+        stream_seq: u64,
+        command: &PlaceOrder,
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) {
-        let command = &order.command;
         let (status, reason) = match outcome {
             Outcome::Confirmed { .. } => (OrderStatus::Confirmed, None),
             Outcome::Rejected(reason) => (OrderStatus::Rejected, Some(reason.as_str())),
@@ -270,7 +424,7 @@ impl Writes {
         self.request_hashes
             .push(hex::decode(&command.request_hash).unwrap_or_default());
         self.partitions.push(i32::from(partition));
-        self.stream_seqs.push(order.stream_seq as i64);
+        self.stream_seqs.push(stream_seq as i64);
         self.created_ats.push(command.accepted_at);
         for (index, line) in command.items.iter().enumerate() {
             self.line_order_ids.push(command.order_id);
@@ -302,38 +456,76 @@ impl Writes {
         self.add_event(naming, event, now);
     }
 
-    /// One `stock.changed` per product whose reservations moved, and a
-    /// `stock.low` when the batch took its available units down through the
-    /// threshold. Reservations only ever lower availability, so a batch can
-    /// cross down at most once per product.
+    /// A cancellation or fulfilment: the new status, one ledger row per
+    /// allocation, and the event.
+    fn add_settlement(
+        &mut self,
+        naming: &Naming,
+        action: &OrderAction,
+        order: &KnownOrder,
+        now: DateTime<Utc>,
+    ) {
+        let cancelled = order.status == OrderStatus::Cancelled;
+        self.settled_ids.push(action.order_id);
+        self.settled_statuses.push(order.status.as_str());
+        for allocation in &order.allocations {
+            self.move_product_ids.push(allocation.product_id);
+            self.move_location_ids.push(allocation.location_id);
+            self.move_order_ids.push(action.order_id);
+            self.move_actors.push(action.requested_by);
+            self.move_reserved.push(-allocation.quantity);
+            if cancelled {
+                self.move_kinds.push("release");
+                self.move_on_hand.push(0);
+            } else {
+                self.move_kinds.push("fulfil");
+                self.move_on_hand.push(-allocation.quantity);
+            }
+        }
+        let settled = OrderSettled {
+            order_id: action.order_id,
+            customer_id: order.customer_id,
+            items: order.items.clone(),
+        };
+        let event = if cancelled {
+            Event::OrderCancelled(settled)
+        } else {
+            Event::OrderFulfilled(settled)
+        };
+        self.add_event(naming, event, now);
+    }
+
+    /// One `stock.changed` per product whose levels moved, and `stock.low`
+    /// or `stock.recovered` when the batch as a whole took its available
+    /// units across the threshold.
     fn add_stock_changes(
         &mut self,
         naming: &Naming,
-        book: &StockBook,
-        available_before: &HashMap<String, i64>,
+        before: &StockBook,
+        after: &StockBook,
         now: DateTime<Utc>,
     ) {
-        let mut skus: Vec<&String> = book.products.keys().collect();
+        let mut skus: Vec<&String> = after.products.keys().collect();
         skus.sort();
         for sku in skus {
-            let product = &book.products[sku];
-            let before = available_before[sku];
-            let after = product.available();
-            if before == after {
+            let (old, new) = (&before.products[sku], &after.products[sku]);
+            if old.levels == new.levels {
                 continue;
             }
-            let on_hand: i64 = product.levels.iter().map(|l| l.on_hand).sum();
+            let on_hand: i64 = new.levels.iter().map(|l| l.on_hand).sum();
+            let available = new.available();
             self.add_event(
                 naming,
                 Event::StockChanged(StockChanged {
                     sku: sku.clone(),
                     on_hand,
-                    reserved: on_hand - after,
-                    available: after,
+                    reserved: on_hand - available,
+                    available,
                 }),
                 now,
             );
-            if let Some(event) = threshold_crossing(sku, before, after, product.low_stock_threshold)
+            if let Some(event) =
+                threshold_crossing(sku, old.available(), available, new.low_stock_threshold)
             {
                 self.add_event(naming, event, now);
             }
@@ -343,51 +535,53 @@ impl Writes {
     async fn execute(
         self,
         tx: &mut Transaction<'_, Postgres>,
-        book: &StockBook,
+        before: &StockBook,
+        after: &StockBook,
         epoch: i64,
     ) -> Result<(), sqlx::Error> {
-        // The ingress may have recorded the order as pending; the decision
-        // replaces that row, and never a decided one.
-        sqlx::query(
-            "insert into orders (id, customer_id, status, reason, idempotency_key, request_hash,
-                                 partition, stream_seq, decided_epoch, created_at, decided_at)
-             select o.id, o.customer_id, o.status, o.reason, o.idempotency_key, o.request_hash,
-                    o.partition, o.stream_seq, $10, o.created_at, now()
-             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[],
-                         $7::int4[], $8::int8[], $9::timestamptz[])
-                  as o(id, customer_id, status, reason, idempotency_key, request_hash,
-                       partition, stream_seq, created_at)
-             on conflict (id) do update
-                set status = excluded.status, reason = excluded.reason,
-                    stream_seq = excluded.stream_seq, decided_epoch = excluded.decided_epoch,
-                    decided_at = excluded.decided_at,
-                    updated_at = now()
-                where orders.status = 'pending'",
-        )
-        .bind(&self.order_ids)
-        .bind(&self.customer_ids)
-        .bind(&self.statuses)
-        .bind(&self.reasons)
-        .bind(&self.idempotency_keys)
-        .bind(&self.request_hashes)
-        .bind(&self.partitions)
-        .bind(&self.stream_seqs)
-        .bind(&self.created_ats)
-        .bind(epoch)
-        .execute(&mut **tx)
-        .await?;
+        if !self.order_ids.is_empty() {
+            // The ingress may have recorded the order as pending; the
+            // decision replaces that row, and never a decided one.
+            sqlx::query(
+                "insert into orders (id, customer_id, status, reason, idempotency_key, request_hash,
+                                     partition, stream_seq, decided_epoch, created_at, decided_at)
+                 select o.id, o.customer_id, o.status, o.reason, o.idempotency_key, o.request_hash,
+                        o.partition, o.stream_seq, $10, o.created_at, now()
+                 from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+                             $7::int4[], $8::int8[], $9::timestamptz[])
+                      as o(id, customer_id, status, reason, idempotency_key, request_hash,
+                           partition, stream_seq, created_at)
+                 on conflict (id) do update
+                    set status = excluded.status, reason = excluded.reason,
+                        stream_seq = excluded.stream_seq, decided_epoch = excluded.decided_epoch,
+                        decided_at = excluded.decided_at, updated_at = now()
+                    where orders.status = 'pending'",
+            )
+            .bind(&self.order_ids)
+            .bind(&self.customer_ids)
+            .bind(&self.statuses)
+            .bind(&self.reasons)
+            .bind(&self.idempotency_keys)
+            .bind(&self.request_hashes)
+            .bind(&self.partitions)
+            .bind(&self.stream_seqs)
+            .bind(&self.created_ats)
+            .bind(epoch)
+            .execute(&mut **tx)
+            .await?;
 
-        sqlx::query(
-            "insert into order_lines (order_id, line_no, sku, quantity)
-             select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::int8[])
-             on conflict do nothing",
-        )
-        .bind(&self.line_order_ids)
-        .bind(&self.line_numbers)
-        .bind(&self.line_skus)
-        .bind(&self.line_quantities)
-        .execute(&mut **tx)
-        .await?;
+            sqlx::query(
+                "insert into order_lines (order_id, line_no, sku, quantity)
+                 select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::int8[])
+                 on conflict do nothing",
+            )
+            .bind(&self.line_order_ids)
+            .bind(&self.line_numbers)
+            .bind(&self.line_skus)
+            .bind(&self.line_quantities)
+            .execute(&mut **tx)
+            .await?;
+        }
 
         if !self.alloc_order_ids.is_empty() {
             // Every reservation is also a ledger row, so stock_levels stays
@@ -408,46 +602,76 @@ impl Writes {
             .bind(&self.alloc_quantities)
             .execute(&mut **tx)
             .await?;
+        }
 
-            let mut level_products = Vec::new();
-            let mut level_locations = Vec::new();
-            let mut level_reserved = Vec::new();
-            let touched: HashSet<(i64, i64)> = self
-                .alloc_product_ids
-                .iter()
-                .copied()
-                .zip(self.alloc_location_ids.iter().copied())
-                .collect();
-            for product in book.products.values() {
-                for level in &product.levels {
-                    if touched.contains(&(product.product_id, level.location_id)) {
-                        level_products.push(product.product_id);
-                        level_locations.push(level.location_id);
-                        level_reserved.push(level.reserved);
-                    }
-                }
-            }
+        if !self.settled_ids.is_empty() {
             sqlx::query(
-                "update stock_levels s set reserved = v.reserved, updated_at = now()
-                 from unnest($1::int8[], $2::int8[], $3::int8[]) as v(product_id, location_id, reserved)
-                 where s.product_id = v.product_id and s.location_id = v.location_id",
+                "update orders o set status = v.status, updated_at = now()
+                 from unnest($1::uuid[], $2::text[]) as v(id, status)
+                 where o.id = v.id",
             )
-            .bind(&level_products)
-            .bind(&level_locations)
-            .bind(&level_reserved)
+            .bind(&self.settled_ids)
+            .bind(&self.settled_statuses)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "insert into stock_movements (product_id, location_id, kind, on_hand_delta,
+                                              reserved_delta, order_id, actor_id, correlation_id)
+                 select m.product_id, m.location_id, m.kind, m.on_hand, m.reserved, m.order_id,
+                        m.actor, m.order_id
+                 from unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::uuid[],
+                             $7::uuid[])
+                      as m(product_id, location_id, kind, on_hand, reserved, order_id, actor)",
+            )
+            .bind(&self.move_product_ids)
+            .bind(&self.move_location_ids)
+            .bind(&self.move_kinds)
+            .bind(&self.move_on_hand)
+            .bind(&self.move_reserved)
+            .bind(&self.move_order_ids)
+            .bind(&self.move_actors)
             .execute(&mut **tx)
             .await?;
         }
 
-        sqlx::query(
-            "insert into outbox (event_id, subject, payload)
-             select * from unnest($1::uuid[], $2::text[], $3::jsonb[])",
-        )
-        .bind(&self.outbox_ids)
-        .bind(&self.outbox_subjects)
-        .bind(&self.outbox_payloads)
-        .execute(&mut **tx)
-        .await?;
+        let (mut products, mut locations, mut on_hands, mut reserveds) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (sku, product) in &after.products {
+            for (old, new) in before.products[sku].levels.iter().zip(&product.levels) {
+                if old != new {
+                    products.push(product.product_id);
+                    locations.push(new.location_id);
+                    on_hands.push(new.on_hand);
+                    reserveds.push(new.reserved);
+                }
+            }
+        }
+        if !products.is_empty() {
+            sqlx::query(
+                "update stock_levels s set on_hand = v.on_hand, reserved = v.reserved, updated_at = now()
+                 from unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])
+                      as v(product_id, location_id, on_hand, reserved)
+                 where s.product_id = v.product_id and s.location_id = v.location_id",
+            )
+            .bind(&products)
+            .bind(&locations)
+            .bind(&on_hands)
+            .bind(&reserveds)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        if !self.outbox_ids.is_empty() {
+            sqlx::query(
+                "insert into outbox (event_id, subject, payload)
+                 select * from unnest($1::uuid[], $2::text[], $3::jsonb[])",
+            )
+            .bind(&self.outbox_ids)
+            .bind(&self.outbox_subjects)
+            .bind(&self.outbox_payloads)
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(())
     }
 }

@@ -1,10 +1,11 @@
 //! Deciding a batch of orders against locked stock, in memory.
 //!
 //! The caller has locked every stock row the batch touches and loaded them into
-//! a [`StockBook`]; [`decide_batch`] walks the orders in queue order, so the
-//! first order for the last unit gets it, and applies each confirmed order's
-//! reservations to the book before looking at the next. Nothing here talks to
-//! the database, which keeps the rules easy to test exhaustively.
+//! a [`StockBook`], then applies the batch's commands to it in queue order:
+//! [`decide_order`] for a placement (so the first order for the last unit gets
+//! it), [`release`] for a cancellation and [`ship`] for a fulfilment. Nothing
+//! here talks to the database, which keeps the rules easy to test
+//! exhaustively.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -78,10 +79,45 @@ pub enum Outcome {
 /// Decides `orders` in the order given, reserving in `book` as it goes.
 /// Returns one outcome per order, in the same order.
 pub fn decide_batch(orders: &[&[OrderLine]], book: &mut StockBook) -> Vec<Outcome> {
-    orders.iter().map(|lines| decide_one(lines, book)).collect()
+    orders
+        .iter()
+        .map(|lines| decide_order(lines, book))
+        .collect()
 }
 
-fn decide_one(lines: &[OrderLine], book: &mut StockBook) -> Outcome {
+/// Gives a confirmed order's reservations back: reserved falls where they were.
+pub fn release(book: &mut StockBook, allocations: &[Allocation]) {
+    for allocation in allocations {
+        if let Some(level) = book.level_mut(allocation.product_id, allocation.location_id) {
+            level.reserved -= allocation.quantity;
+        }
+    }
+}
+
+/// Ships a confirmed order: on hand and reserved both fall where it was
+/// allocated.
+pub fn ship(book: &mut StockBook, allocations: &[Allocation]) {
+    for allocation in allocations {
+        if let Some(level) = book.level_mut(allocation.product_id, allocation.location_id) {
+            level.on_hand -= allocation.quantity;
+            level.reserved -= allocation.quantity;
+        }
+    }
+}
+
+impl StockBook {
+    fn level_mut(&mut self, product_id: i64, location_id: i64) -> Option<&mut Level> {
+        self.products
+            .values_mut()
+            .find(|p| p.product_id == product_id)?
+            .levels
+            .iter_mut()
+            .find(|l| l.location_id == location_id)
+    }
+}
+
+/// Decides one order against `book`, reserving its lines if it is confirmed.
+pub fn decide_order(lines: &[OrderLine], book: &mut StockBook) -> Outcome {
     // A sku may appear on several lines; the order needs their sum. A BTreeMap
     // keeps the allocation order deterministic.
     let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
@@ -294,6 +330,30 @@ mod tests {
             decide_batch(&[&[line("A", 1)]], &mut book),
             vec![Outcome::Rejected(RejectReason::ProductArchived)]
         );
+    }
+
+    #[test]
+    fn a_release_frees_units_for_the_next_order_and_a_shipment_takes_them_off_hand() {
+        let mut book = book(vec![product(1, "A", &[(1, 2, 0, true), (2, 1, 0, true)])]);
+        let Outcome::Confirmed { allocations } = decide_order(&[line("A", 3)], &mut book) else {
+            panic!("three units are there")
+        };
+        assert_eq!(
+            decide_order(&[line("A", 1)], &mut book),
+            Outcome::Rejected(RejectReason::InsufficientStock)
+        );
+        release(&mut book, &allocations);
+        assert_eq!(book.products["A"].available(), 3);
+        let Outcome::Confirmed { allocations } = decide_order(&[line("A", 2)], &mut book) else {
+            panic!("released units are available again")
+        };
+        ship(&mut book, &allocations);
+        let levels: Vec<(i64, i64)> = book.products["A"]
+            .levels
+            .iter()
+            .map(|l| (l.on_hand, l.reserved))
+            .collect();
+        assert_eq!(levels, [(0, 0), (1, 0)]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::batch::{decide_and_commit, BatchError, BatchReport, QueuedOrder};
+use crate::batch::{decide_and_commit, BatchError, BatchReport, QueuedCommand};
 
 /// Why a worker stopped other than by shutdown.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ impl Worker {
     /// or stops.
     async fn commit_with_retry(
         &self,
-        orders: &[QueuedOrder],
+        orders: &[QueuedCommand],
         messages: &[jetstream::Message],
         stop: &CancellationToken,
     ) -> Result<BatchReport, WorkerError> {
@@ -189,12 +189,18 @@ impl Worker {
         }
         metrics::counter!(metric_names::ORDERS_DECIDED, "outcome" => "confirmed", "reason" => "")
             .increment(confirmed);
+        metrics::counter!(metric_names::ORDERS_SETTLED, "outcome" => "cancelled")
+            .increment(report.cancelled as u64);
+        metrics::counter!(metric_names::ORDERS_SETTLED, "outcome" => "fulfilled")
+            .increment(report.fulfilled as u64);
         info!(
             partition = self.partition,
             batch_size,
             decided = report.decided.len(),
             confirmed,
-            duplicates = report.duplicates,
+            cancelled = report.cancelled,
+            fulfilled = report.fulfilled,
+            no_ops = report.no_ops,
             events = report.events,
             commit_ms = commit_time.as_secs_f64() * 1000.0,
             order_ids = ?report.decided.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
@@ -203,17 +209,16 @@ impl Worker {
     }
 }
 
-fn decode(message: &jetstream::Message) -> Result<QueuedOrder, String> {
+fn decode(message: &jetstream::Message) -> Result<QueuedCommand, String> {
     let info = message
         .info()
         .map_err(|e| format!("no JetStream metadata: {e}"))?;
     let stream_seq = info.stream_sequence;
     match serde_json::from_slice::<OrderCommand>(&message.payload) {
-        Ok(OrderCommand::PlaceOrder(command)) => Ok(QueuedOrder {
+        Ok(command) => Ok(QueuedCommand {
             stream_seq,
             command,
         }),
-        Ok(_) => Err("cancel and fulfil are not handled yet".into()),
         Err(err) => Err(format!("not an order command: {err}")),
     }
 }

@@ -5,6 +5,8 @@
 pub const ORDERS_ACCEPTED: &str = "orderflow_orders_accepted_total";
 /// Counter, label `outcome` (`confirmed`, `rejected`) and `reason`: decided orders.
 pub const ORDERS_DECIDED: &str = "orderflow_orders_decided_total";
+/// Counter, label `outcome` (`cancelled`, `fulfilled`): confirmed orders settled.
+pub const ORDERS_SETTLED: &str = "orderflow_orders_settled_total";
 /// Histogram, seconds from acceptance to decision.
 pub const DECISION_LATENCY: &str = "orderflow_decision_latency_seconds";
 /// Histogram: orders per batch.

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use orderflow_core::command::PlaceOrder;
-use orderflow_core::domain::{request_hash, OrderLine, OrderStatus, Quantity, Sku};
+use orderflow_core::command::{OrderAction, OrderCommand, PlaceOrder};
+use orderflow_core::domain::{request_hash, OrderLine, OrderStatus, Quantity, Role, Sku};
 use orderflow_core::limits::{
     DEFAULT_PAGE_LIMIT, MAX_IDEMPOTENCY_KEY_LEN, MAX_LINE_QUANTITY, MAX_ORDER_LINES,
     MAX_PAGE_LIMIT, MIN_ORDER_LINES,
@@ -31,13 +31,15 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_772d_6
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(place_order, get_order, list_orders))]
+#[openapi(paths(place_order, get_order, list_orders, cancel_order, fulfil_order))]
 pub struct Api;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders", post(place_order).get(list_orders))
         .route("/orders/{order_id}", get(get_order))
+        .route("/orders/{order_id}/cancel", post(cancel_order))
+        .route("/orders/{order_id}/fulfil", post(fulfil_order))
 }
 
 /// The body of `POST /orders`.
@@ -206,6 +208,18 @@ pub async fn place_order(
     Ok(accepted(order_id, OrderStatus::Pending))
 }
 
+/// A refusal by the queue, answered 503 with `Retry-After`: nothing was
+/// accepted, and the client may retry.
+fn queue_unavailable(err: QueueError) -> ApiError {
+    let QueueError::Unavailable(reason) = err;
+    metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(1);
+    tracing::warn!(%reason, "refusing a command: the queue cannot take it");
+    ApiError::Unavailable {
+        detail: "the order queue cannot take commands right now; nothing was accepted".into(),
+        retry_after_seconds: 1,
+    }
+}
+
 /// The same key with another body is refused: the key names one order.
 async fn check_duplicate_body(
     state: &AppState,
@@ -266,36 +280,128 @@ pub async fn get_order(
     user: AuthUser,
     Path(order_id): Path<Uuid>,
 ) -> ApiResult<Json<OrderView>> {
-    let visible = |order: OrderView| {
-        if user.may_see(order.customer_id) {
-            Ok(Json(order))
-        } else {
-            Err(ApiError::NotFound("order"))
-        }
-    };
+    find_order(&state, order_id)
+        .await?
+        .filter(|order| user.may_see(order.customer_id))
+        .map(Json)
+        .ok_or(ApiError::NotFound("order"))
+}
+
+/// The order as the API knows it: decided, from the database; pending, from
+/// the command queued in JetStream, which answers even while the database
+/// is down.
+async fn find_order(state: &AppState, order_id: Uuid) -> ApiResult<Option<OrderView>> {
     let from_db = order_records::get(&state.pool, order_id).await;
     match &from_db {
-        Ok(Some(order)) if order.status != OrderStatus::Pending => return visible(order.clone()),
+        Ok(Some(order)) if order.status != OrderStatus::Pending => return Ok(Some(order.clone())),
         Ok(_) => {}
         Err(err) if database_unreachable(err) => {}
         Err(_) => return Err(from_db.unwrap_err().into()),
     }
     match state.queue.find(order_id).await {
-        Ok(Some(order)) => visible(OrderView::pending(order)),
-        Ok(None) => {
-            // The processor may have decided and acked it between the two
-            // reads; the database has it then.
-            match order_records::get(&state.pool, order_id).await? {
-                Some(order) => visible(order),
-                None => Err(ApiError::NotFound("order")),
-            }
+        Ok(Some(order)) => {
+            let partition = order
+                .items
+                .first()
+                .map_or(0, |line| partition_for(&line.sku, state.partitions));
+            Ok(Some(OrderView::pending(order, partition)))
         }
-        Err(_) => match from_db {
-            Ok(Some(order)) => visible(order),
-            Ok(None) => Err(ApiError::NotFound("order")),
-            Err(err) => Err(err.into()),
-        },
+        // The processor may have decided and acked it between the two reads;
+        // the database has it then.
+        Ok(None) => Ok(order_records::get(&state.pool, order_id).await?),
+        Err(_) => Ok(from_db?),
     }
+}
+
+/// Cancel an order: its reservation is released. Queued behind the order's
+/// placement, so it never races the decision; the status becomes `cancelled`
+/// once the processor applies it.
+#[utoipa::path(
+    post, path = "/orders/{order_id}/cancel", tag = "orders",
+    params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "Queued", body = OrderAccepted, headers(("Location" = String))),
+        (status = 401, body = crate::error::Problem),
+        (status = 404, description = "Unknown, or not yours", body = crate::error::Problem),
+        (status = 409, description = "Already rejected, cancelled or fulfilled", body = crate::error::Problem),
+        (status = 503, description = "The queue cannot take it now; see Retry-After", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(order_id): Path<Uuid>,
+) -> ApiResult<Response> {
+    settle(&state, user, order_id, Settlement::Cancel).await
+}
+
+/// Fulfil (ship) a confirmed order (staff): on hand and reserved fall at the
+/// locations it was allocated from once the processor applies it.
+#[utoipa::path(
+    post, path = "/orders/{order_id}/fulfil", tag = "orders",
+    params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "Queued", body = OrderAccepted, headers(("Location" = String))),
+        (status = 401, body = crate::error::Problem),
+        (status = 403, description = "Not staff", body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem),
+        (status = 409, description = "Already rejected, cancelled or fulfilled", body = crate::error::Problem),
+        (status = 503, description = "The queue cannot take it now; see Retry-After", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn fulfil_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(order_id): Path<Uuid>,
+) -> ApiResult<Response> {
+    user.require(Role::Staff)?;
+    settle(&state, user, order_id, Settlement::Fulfil).await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Settlement {
+    Cancel,
+    Fulfil,
+}
+
+async fn settle(
+    state: &AppState,
+    user: AuthUser,
+    order_id: Uuid,
+    settlement: Settlement,
+) -> ApiResult<Response> {
+    let order = find_order(state, order_id)
+        .await?
+        .filter(|order| user.may_see(order.customer_id))
+        .ok_or(ApiError::NotFound("order"))?;
+    if !matches!(order.status, OrderStatus::Pending | OrderStatus::Confirmed) {
+        return Err(ApiError::Conflict(format!(
+            "the order is {}; only a pending or confirmed order can be {}",
+            order.status.as_str(),
+            if settlement == Settlement::Cancel {
+                "cancelled"
+            } else {
+                "fulfilled"
+            }
+        )));
+    }
+    let action = OrderAction {
+        order_id,
+        requested_by: user.id,
+        requested_at: Utc::now(),
+    };
+    let command = match settlement {
+        Settlement::Cancel => OrderCommand::CancelOrder(action),
+        Settlement::Fulfil => OrderCommand::FulfilOrder(action),
+    };
+    state
+        .queue
+        .publish_action(order.partition, &command)
+        .await
+        .map_err(queue_unavailable)?;
+    Ok(accepted(order_id, order.status))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -337,7 +443,7 @@ pub async fn list_orders(
         .as_deref()
         .map(cursor::decode_time_id)
         .transpose()?;
-    let customer_id = if user.role.includes(orderflow_core::domain::Role::Staff) {
+    let customer_id = if user.role.includes(Role::Staff) {
         None
     } else {
         Some(user.id)
