@@ -1,13 +1,28 @@
-//! The ingress-api: finishes requests in flight on SIGTERM. Settings come from
-//! the environment, logs go to stdout; everything else is in the library.
+//! The ingress-api binary. `ingress-api` serves the API until SIGTERM,
+//! finishing requests in flight; `ingress-api reconcile` proves every stock
+//! level against the ledger, prints any drift and exits non-zero if there is
+//! some. Settings come from the environment, logs go to stdout; everything
+//! else is in the library.
+
+use std::process::ExitCode;
 
 use orderflow_core::settings::Settings;
-use orderflow_core::{shutdown, telemetry};
+use orderflow_core::{reconciliation, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("reconcile") => return reconcile(&settings).await,
+        Some(other) => {
+            eprintln!(
+                "unknown command {other:?}; use `ingress-api [serve]` or `ingress-api reconcile`"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
     telemetry::init_logging(settings.log_format, std::io::stdout);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -15,5 +30,18 @@ async fn main() -> anyhow::Result<()> {
         shutdown::signalled().await;
         on_signal.cancel();
     });
-    ingress_api::startup::run(settings, shutdown).await
+    ingress_api::startup::run(settings, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the reconciliation report as JSON; exit code 1 when stock drifted.
+async fn reconcile(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let pool = sqlx::PgPool::connect(&settings.database_url).await?;
+    let report = reconciliation::reconcile(&pool).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -9,6 +9,7 @@
 //! - [`batch`]: the one transaction per batch: fence, lock, decide, write.
 //! - [`decision`]: the pure rules: queue order, all-or-nothing, allocation.
 //! - [`outbox`]: publishes committed events to JetStream.
+//! - [`reconciler`]: the ledger drift metric.
 //! - [`http`]: `/metrics` and `/healthz`.
 
 pub mod batch;
@@ -18,6 +19,7 @@ pub mod decision;
 pub mod http;
 pub mod lease;
 pub mod outbox;
+pub mod reconciler;
 pub mod worker;
 
 use std::collections::BTreeSet;
@@ -105,6 +107,12 @@ impl Processor {
             pool.clone(),
             js,
             relay_wakeup,
+            shutdown.clone(),
+        ));
+        tasks.spawn(reconciler::run(
+            pool.clone(),
+            owned.clone(),
+            settings.reconcile_interval,
             shutdown.clone(),
         ));
         tasks.close();

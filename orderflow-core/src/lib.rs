@@ -11,6 +11,7 @@
 //! - [`metric_names`]: every Prometheus metric name, in one place.
 //! - [`db`]: the migrator and the connection pool options.
 //! - [`broker`]: the NATS connection and idempotent stream provisioning.
+//! - [`reconciliation`]: proving stock levels equal their ledger sums.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal services stop on.
 //!
 //! No HTTP framework and no long-lived pool live here: this crate only says what
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod metric_names;
 pub mod naming;
 pub mod partition;
+pub mod reconciliation;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -31,3 +31,8 @@ pub const ORDERS_UNAVAILABLE: &str = "orderflow_orders_unavailable_total";
 pub const NOTIFIER_DELIVERIES: &str = "orderflow_notifier_deliveries_total";
 /// Counter: events the notifier dropped as already handled.
 pub const NOTIFIER_DUPLICATES: &str = "orderflow_notifier_duplicates_total";
+/// Gauge: (product, location) stock levels that differ from their ledger
+/// sums; exported by the processor replica that owns partition 0.
+pub const LEDGER_DRIFT: &str = "orderflow_ledger_drift_rows";
+/// Gauge: when the ledger was last reconciled, in Unix seconds.
+pub const LEDGER_RECONCILED_AT: &str = "orderflow_ledger_reconciled_timestamp_seconds";

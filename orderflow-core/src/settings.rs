@@ -53,6 +53,9 @@ pub struct Settings {
     pub orders_max_msgs: i64,
     /// `ORDERFLOW_ORDERS_MAX_BYTES`: the ORDERS stream's size limit.
     pub orders_max_bytes: i64,
+    /// `ORDERFLOW_RECONCILE_INTERVAL_SECONDS`: how often the processor proves
+    /// stock against the ledger for the drift metric.
+    pub reconcile_interval: Duration,
     /// `ORDERFLOW_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_format: LogFormat,
     /// `ORDERFLOW_ENV`: `production` refuses development defaults.
@@ -138,6 +141,13 @@ impl Settings {
                 &get("ORDERFLOW_ORDERS_MAX_BYTES", "1073741824"),
                 "ORDERFLOW_ORDERS_MAX_BYTES",
             )?,
+            reconcile_interval: Duration::from_secs(
+                parse::<u64>(
+                    &get("ORDERFLOW_RECONCILE_INTERVAL_SECONDS", "60"),
+                    "ORDERFLOW_RECONCILE_INTERVAL_SECONDS",
+                )?
+                .max(1),
+            ),
             log_format,
             production,
         })

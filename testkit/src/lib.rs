@@ -239,18 +239,10 @@ where
 /// How many (product, location) stock levels differ from the sums of their
 /// ledger rows: the reconciliation query. Zero when stock is true.
 pub async fn ledger_drift(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from stock_levels s
-         full join (select product_id, location_id, sum(on_hand_delta) as on_hand,
-                           sum(reserved_delta) as reserved
-                    from stock_movements group by product_id, location_id) m
-           using (product_id, location_id)
-         where coalesce(s.on_hand, 0) <> coalesce(m.on_hand, 0)
-            or coalesce(s.reserved, 0) <> coalesce(m.reserved, 0)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("run the reconciliation query")
+    let report = orderflow_core::reconciliation::reconcile(pool)
+        .await
+        .expect("run the reconciliation query");
+    report.drift.len() as i64
 }
 
 /// Waits until the outbox relay has published every event.

@@ -24,6 +24,7 @@ pub struct TestApp {
     pub settings: orderflow_core::settings::Settings,
     shutdown: CancellationToken,
     processor: Option<(Processor, CancellationToken)>,
+    notifier: Option<CancellationToken>,
 }
 
 impl TestApp {
@@ -61,6 +62,7 @@ impl TestApp {
             settings,
             shutdown,
             processor: None,
+            notifier: None,
         };
         test_app.wait_for_admin().await;
         if with_processor {
@@ -75,6 +77,13 @@ impl TestApp {
             .await
             .expect("start the processor");
         self.processor = Some((processor, token));
+    }
+
+    /// Starts a notifier, which records low-stock alerts from the events.
+    pub fn start_notifier(&mut self) {
+        let token = CancellationToken::new();
+        tokio::spawn(notifier::run(self.settings.clone(), token.clone()));
+        self.notifier = Some(token);
     }
 
     pub async fn stop_processor(&mut self) {
@@ -268,6 +277,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
         if let Some((_, token)) = &self.processor {
+            token.cancel();
+        }
+        if let Some(token) = &self.notifier {
             token.cancel();
         }
     }
