@@ -44,6 +44,10 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// failed; a database blip then costs a second, not the 30 s ack wait.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// How long an event of a type this notifier does not know waits before it
+/// is offered again, for as long as it takes the notifier to be upgraded.
+pub const UNKNOWN_TYPE_DELAY: Duration = Duration::from_secs(30);
+
 /// Why a batch could not be recorded. Its messages have been handed back to
 /// the server for redelivery.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +175,17 @@ impl Handler {
         for message in messages {
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
                 Ok(envelope) => decoded.push(Decoded { message, envelope }),
+                Err(_) if newer_event_type(&message.payload).is_some() => {
+                    // A well-formed event of a type a newer producer added
+                    // (during a rolling upgrade, say). Terminating it would
+                    // lose its effects for good; it waits for a notifier
+                    // that knows it instead.
+                    let kind = newer_event_type(&message.payload).unwrap_or_default();
+                    tracing::warn!(subject = %message.subject, %kind, "deferring an event of an unknown type");
+                    metrics::counter!(metric_names::NOTIFIER_DEFERRED, "reason" => "unknown_type")
+                        .increment(1);
+                    settle(&message, Settlement::Retry(UNKNOWN_TYPE_DELAY)).await;
+                }
                 Err(err) => {
                     report.poison += 1;
                     tracing::warn!(
@@ -314,5 +329,33 @@ async fn settle(message: &jetstream::Message, settlement: Settlement) {
             error = %err,
             "could not settle a message; the server will redeliver it"
         );
+    }
+}
+
+/// The `type` of a payload that is a well-formed event envelope (an
+/// `event_id` uuid, an `occurred_at`, a string `type`) of a type this build
+/// does not know.
+fn newer_event_type(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value.get("event_id")?.as_str()?.parse::<Uuid>().ok()?;
+    value.get("occurred_at")?.as_str()?;
+    Some(value.get("type")?.as_str()?.to_owned())
+}
+
+#[cfg(test)]
+mod unknown_type_tests {
+    use super::newer_event_type;
+
+    #[test]
+    fn only_a_well_formed_envelope_counts_as_a_newer_event_type() {
+        let newer = br#"{"event_id":"00000000-0000-0000-0000-000000000001",
+            "occurred_at":"2026-01-01T00:00:00Z","type":"order.teleported","order_id":"x"}"#;
+        assert_eq!(newer_event_type(newer).as_deref(), Some("order.teleported"));
+        assert_eq!(newer_event_type(br#"{"not": "an event"}"#), None);
+        assert_eq!(
+            newer_event_type(br#"{"event_id":"nope","occurred_at":"x","type":"a"}"#),
+            None
+        );
+        assert_eq!(newer_event_type(b"garbage"), None);
     }
 }

@@ -172,6 +172,45 @@ async fn an_undecodable_message_is_terminated_and_does_not_block_the_events_afte
 }
 
 #[tokio::test]
+async fn an_event_of_a_type_from_a_newer_producer_waits_instead_of_being_terminated() {
+    let h = Harness::new().await;
+    let newer = format!(
+        r#"{{"event_id":"{}","occurred_at":"2026-01-01T00:00:00Z","type":"order.teleported"}}"#,
+        Uuid::now_v7()
+    );
+    h.publish_raw(
+        &h.ns.naming.event_subject("order.teleported"),
+        newer.into_bytes(),
+        "newer",
+    )
+    .await;
+    let event = order_confirmed();
+    h.publish(&event, &event.event_id.to_string()).await;
+
+    let notifier = h.start(Options::default());
+    h.wait_until_delivered(event.event_id).await;
+    notifier.stop().await;
+
+    // The known event went through; the newer one is still unsettled on the
+    // consumer, waiting for a notifier that knows its type.
+    let client = async_nats::connect(testkit::nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(h.ns.naming.events_stream())
+        .await
+        .unwrap()
+        .get_consumer(&h.ns.naming.notifier_consumer())
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(
+        info.num_ack_pending + info.num_pending as usize,
+        1,
+        "the newer event is neither acked nor terminated: {info:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_notifier_killed_after_handling_some_events_and_started_again_handles_each_event_once_and_all_of_them(
 ) {
     let h = Harness::new().await;

@@ -29,6 +29,9 @@ pub const HTTP_LATENCY: &str = "orderflow_http_request_duration_seconds";
 pub const ORDERS_UNAVAILABLE: &str = "orderflow_orders_unavailable_total";
 /// Counter, labels `channel`, `outcome`: notifier deliveries.
 pub const NOTIFIER_DELIVERIES: &str = "orderflow_notifier_deliveries_total";
+/// Counter, label `reason`: events the notifier handed back to wait (an
+/// event type it does not know yet).
+pub const NOTIFIER_DEFERRED: &str = "orderflow_notifier_deferred_total";
 /// Counter: events the notifier dropped as already handled.
 pub const NOTIFIER_DUPLICATES: &str = "orderflow_notifier_duplicates_total";
 /// Gauge: (product, location) stock levels that differ from their ledger
