@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::auth::revocation::Revocations;
 use crate::auth::token::TokenKeys;
 use crate::http;
 use crate::pending::PendingRecorder;
@@ -26,6 +27,8 @@ pub struct Application {
     shutdown: CancellationToken,
     pending_task: tokio::task::JoinHandle<()>,
     migrations: tokio::task::JoinHandle<()>,
+    /// Keeps `state.revocations` current from the database until shutdown.
+    revocations_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -61,11 +64,17 @@ impl Application {
             settings.publish_timeout,
         );
         let (pending, pending_task) = PendingRecorder::start(pool.clone(), shutdown.clone());
+        // Loaded in the background like the migrations: the replica takes
+        // orders before the database answers, and keeps the last known
+        // revocations while it does not.
+        let revocations = Revocations::default();
+        let revocations_task = revocations.spawn_refresher(pool.clone(), shutdown.clone());
         let state = AppState {
             pool,
             queue: Arc::new(queue),
             pending,
             tokens: TokenKeys::new(settings.jwt_secret.as_bytes(), settings.jwt_ttl),
+            revocations,
             naming,
             partitions: settings.partitions,
             nats: client,
@@ -76,6 +85,7 @@ impl Application {
             shutdown,
             pending_task,
             migrations,
+            revocations_task,
         })
     }
 
@@ -94,6 +104,8 @@ impl Application {
             .await
             .context("serve HTTP")?;
         self.migrations.abort();
+        // Nothing to flush: a refresh in flight is only a read.
+        self.revocations_task.abort();
         let _ = self.pending_task.await;
         let _ = self.state.nats.drain().await;
         self.state.pool.close().await;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use orderflow_core::naming::Naming;
 use sqlx::PgPool;
 
+use crate::auth::revocation::Revocations;
 use crate::auth::token::TokenKeys;
 use crate::pending::PendingRecorder;
 use crate::queue::OrderQueue;
@@ -17,7 +18,12 @@ pub struct AppState {
     pub queue: Arc<OrderQueue>,
     /// Records accepted orders as pending in the database, off the request path.
     pub pending: PendingRecorder,
+    /// Signs and checks access tokens.
     pub tokens: TokenKeys,
+    /// The users whose tokens are refused (deactivated, or tokens older than
+    /// their version), kept in memory and refreshed from the database every
+    /// second, so checking a token never needs the database.
+    pub revocations: Revocations,
     pub naming: Naming,
     pub partitions: u16,
     /// The NATS client, for readiness.

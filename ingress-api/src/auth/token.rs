@@ -1,4 +1,4 @@
-//! Access tokens: HS256 JWTs with the user's id and role.
+//! Access tokens: HS256 JWTs with the user's id, role and token version.
 
 use std::time::Duration;
 
@@ -11,8 +11,15 @@ const ISSUER: &str = "orderflow";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// The user's id.
     pub sub: Uuid,
+    /// The user's role when the token was issued.
     pub role: Role,
+    /// The user's `token_version` when the token was issued: a token older
+    /// than the user's current version is revoked (see [`super::revocation`]).
+    /// Tokens issued before versions existed read as version 0.
+    #[serde(default)]
+    pub ver: i32,
     pub iss: String,
     pub iat: u64,
     pub exp: u64,
@@ -46,11 +53,24 @@ impl TokenKeys {
         self.ttl
     }
 
+    /// A token for a user whose tokens were never revoked (version 0).
     pub fn issue(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+        self.issue_with_version(user_id, role, 0)
+    }
+
+    /// A token for a user at `token_version`: it stops working once the
+    /// user's version moves past it.
+    pub fn issue_with_version(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        token_version: i32,
+    ) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user_id,
             role,
+            ver: token_version,
             iss: ISSUER.to_owned(),
             iat: now,
             exp: now + self.ttl.as_secs(),
@@ -94,6 +114,7 @@ mod tests {
         let claims = Claims {
             sub: Uuid::nil(),
             role: Role::Admin,
+            ver: 0,
             iss: ISSUER.into(),
             iat: now - 120,
             exp: now - 60,
@@ -115,5 +136,19 @@ mod tests {
             now + 60
         ));
         assert!(keys.verify(&format!("{header}.{payload}.")).is_err());
+    }
+
+    #[test]
+    fn a_token_carries_its_version_and_one_without_a_version_reads_as_zero() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123", Duration::from_secs(60));
+        let token = keys
+            .issue_with_version(Uuid::nil(), Role::Staff, 7)
+            .unwrap();
+        assert_eq!(keys.verify(&token).unwrap().ver, 7);
+        let now = jsonwebtoken::get_current_timestamp();
+        let legacy = serde_json::json!({"sub": Uuid::nil(), "role": "staff", "iss": ISSUER,
+                                        "iat": now, "exp": now + 60});
+        let legacy = encode(&Header::new(Algorithm::HS256), &legacy, &keys.encoding).unwrap();
+        assert_eq!(keys.verify(&legacy).unwrap().ver, 0);
     }
 }

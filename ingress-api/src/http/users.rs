@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use orderflow_core::domain::Role;
 use orderflow_core::limits::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,27 @@ pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+}
+
+/// A user as admins see them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserDetail {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    /// Whether the user may sign in; a deactivated user's tokens are refused.
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserDetail> for UserView {
+    fn from(user: UserDetail) -> Self {
+        UserView {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,34 +136,57 @@ pub async fn register(
         Role::Customer,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
+/// Creates an active user; 409 when the email is taken. `email` must come
+/// from [`parse_email`] and `password` must have passed [`check_password`].
 pub async fn create_user(
     pool: &PgPool,
     email: &str,
     password: &str,
     role: Role,
-) -> ApiResult<UserView> {
+) -> ApiResult<UserDetail> {
     let hash = password::hash(password.to_owned()).await?;
     let id = Uuid::now_v7();
-    sqlx::query("insert into users (id, email, password_hash, role) values ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(email)
-        .bind(&hash)
-        .bind(role.as_str())
-        .execute(pool)
-        .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
-                ApiError::Conflict("an account with this email already exists".into())
-            }
-            _ => err.into(),
-        })?;
-    Ok(UserView {
+    let (active, created_at): (bool, DateTime<Utc>) = sqlx::query_as(
+        "insert into users (id, email, password_hash, role) values ($1, $2, $3, $4)
+         returning active, created_at",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(&hash)
+    .bind(role.as_str())
+    .fetch_one(pool)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
+            ApiError::Conflict("an account with this email already exists".into())
+        }
+        _ => err.into(),
+    })?;
+    Ok(UserDetail {
         id,
         email: email.to_owned(),
         role,
+        active,
+        created_at,
+    })
+}
+
+/// A token for `user` at `token_version`, as login and password changes
+/// answer it.
+pub fn token_response(
+    state: &AppState,
+    user: Uuid,
+    role: Role,
+    token_version: i32,
+) -> ApiResult<TokenResponse> {
+    let access_token = state.tokens.issue_with_version(user, role, token_version)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl().as_secs(),
     })
 }
 
@@ -156,47 +201,76 @@ pub async fn login(
         return Err(ApiError::Unauthorized("wrong email or password"));
     }
     let email = credentials.email.trim().to_lowercase();
-    let row: Option<(Uuid, String, String, bool)> =
-        sqlx::query_as("select id, password_hash, role, active from users where email = $1")
-            .bind(&email)
-            .fetch_optional(&state.pool)
-            .await?;
+    let row: Option<(Uuid, String, String, bool, i32)> = sqlx::query_as(
+        "select id, password_hash, role, active, token_version from users where email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(&state.pool)
+    .await?;
     let stored = row.as_ref().map(|r| r.1.clone());
     let matches = password::verify(credentials.password, stored).await?;
-    let Some((id, _, role, active)) = row.filter(|_| matches) else {
+    let Some((id, _, role, active, token_version)) = row.filter(|_| matches) else {
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
     if !active {
         return Err(ApiError::Unauthorized("this account is deactivated"));
     }
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("stored role: {e}"))?;
-    let access_token = state.tokens.issue(id, role)?;
-    Ok(Json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.ttl().as_secs(),
-    }))
+    Ok(Json(token_response(&state, id, role, token_version)?))
 }
 
 /// Makes sure the configured admin exists, is active, is an admin and has
 /// the configured password: the environment is the source of truth for
-/// this one account.
+/// this one account. A password or role it has to put back revokes the
+/// account's older tokens, like any other change of either; a restart that
+/// finds everything as configured changes nothing, so it revokes nothing.
 pub async fn ensure_admin(pool: &PgPool, email: &str, password: &str) -> anyhow::Result<()> {
     let email =
         parse_email(email).map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_EMAIL {}", e.message))?;
     check_password(password)
         .map_err(|e| anyhow::anyhow!("ORDERFLOW_ADMIN_PASSWORD {}", e.message))?;
-    let hash = password::hash(password.to_owned()).await?;
+    let existing: Option<(String, String, bool)> =
+        sqlx::query_as("select password_hash, role, active from users where email = $1")
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?;
+    let Some((stored, role, active)) = existing else {
+        // Replicas starting together may race here; the first insert wins
+        // and the others, configured alike, have nothing to add.
+        let hash = password::hash(password.to_owned()).await?;
+        sqlx::query(
+            "insert into users (id, email, password_hash, role) values ($1, $2, $3, 'admin')
+             on conflict (email) do nothing",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&email)
+        .bind(&hash)
+        .execute(pool)
+        .await?;
+        tracing::info!(%email, "admin account created");
+        return Ok(());
+    };
+    let password_current = password::verify(password.to_owned(), Some(stored)).await?;
+    if password_current && role == Role::Admin.as_str() && active {
+        tracing::info!(%email, "admin account as configured");
+        return Ok(());
+    }
+    let new_hash = if password_current {
+        None
+    } else {
+        Some(password::hash(password.to_owned()).await?)
+    };
     sqlx::query(
-        "insert into users (id, email, password_hash, role) values ($1, $2, $3, 'admin')
-         on conflict (email) do update
-            set password_hash = excluded.password_hash, role = 'admin', active = true, updated_at = now()",
+        "update users
+            set password_hash = coalesce($2, password_hash), role = 'admin', active = true,
+                token_version = token_version
+                    + case when $2 is not null or role <> 'admin' then 1 else 0 end
+          where email = $1",
     )
-    .bind(Uuid::now_v7())
     .bind(&email)
-    .bind(&hash)
+    .bind(new_hash)
     .execute(pool)
     .await?;
-    tracing::info!(%email, "admin account ensured");
+    tracing::info!(%email, "admin account restored to its configuration");
     Ok(())
 }
