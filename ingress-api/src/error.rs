@@ -134,7 +134,11 @@ pub fn database_unreachable(err: &sqlx::Error) -> bool {
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
-    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+        // 08: connection exceptions; 57P: the server is shutting down or
+        // restarting; 55000: the database is not accepting connections yet.
+        code.starts_with("08") || code.starts_with("57P") || code == "55000"
+    }))
 }
 
 impl IntoResponse for ApiError {

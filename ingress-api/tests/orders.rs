@@ -403,3 +403,54 @@ async fn an_order_from_a_user_missing_from_the_database_is_decided_and_blocks_no
     assert_eq!(body["status"], "confirmed");
     assert_eq!(app.stock("GHOST").await, (5, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_decided_while_its_product_is_being_archived_sees_the_archive() {
+    // The processor locks the product row before deciding, so an archive
+    // still in flight holds the batch until it commits, and the order is
+    // rejected rather than confirmed against the old state.
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    app.product_with_stock(&admin, "GOING", 5, 0).await;
+    let (_, customer) = app.customer().await;
+
+    let mut archive = app.db.pool.begin().await.unwrap();
+    sqlx::query("update products set archived_at = now() where sku = 'GOING'")
+        .execute(&mut *archive)
+        .await
+        .unwrap();
+    let id = app
+        .place(&customer, json!([{"sku": "GOING", "quantity": 1}]))
+        .await;
+    let pool = app.db.pool.clone();
+    testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "the batch to wait for the archive",
+        || {
+            let pool = pool.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock'",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                (waiting > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    archive.commit().await.unwrap();
+
+    app.wait_decided(1).await;
+    let body: Value = app
+        .get(&customer, &format!("/orders/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "rejected");
+    assert_eq!(body["reason"], "product_archived");
+    assert_eq!(app.stock("GOING").await, (5, 0));
+}

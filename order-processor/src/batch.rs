@@ -292,9 +292,12 @@ async fn load_known(
     Ok(known)
 }
 
-/// Loads and locks the stock rows of every product named by sku or id, in
-/// (product_id, location_id) order: every writer locks in that order, so
-/// batches of other partitions and staff operations never deadlock with this.
+/// Loads and locks every product named by sku or id (`for share`, in id
+/// order) and then their stock rows (in (product_id, location_id) order).
+/// Staff operations and product changes take the product row first too, so
+/// nobody deadlocks with this, and a product archived or re-thresholded by a
+/// transaction still in flight is read as it is once that commits, never as
+/// it was.
 async fn lock_stock(
     tx: &mut Transaction<'_, Postgres>,
     skus: &[String],
@@ -302,7 +305,9 @@ async fn lock_stock(
 ) -> Result<StockBook, sqlx::Error> {
     let products: Vec<(i64, String, bool, i64)> = sqlx::query_as(
         "select id, sku, archived_at is not null, low_stock_threshold from products
-         where sku = any($1) or id = any($2)",
+         where sku = any($1) or id = any($2)
+         order by id
+         for share",
     )
     .bind(skus)
     .bind(product_ids)
