@@ -12,6 +12,7 @@
 //! - [`stock`]: the locking and ledger rules of staff stock operations.
 //! - [`error`]: `ApiError`, answered as problem+json.
 //! - [`json_body`]: the JSON body extractor that names refused fields.
+//! - [`query_params`]: the query string extractor, refusing as problem+json.
 //! - [`state`]: the shared `AppState`.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod json_body;
 pub mod order_records;
 pub mod pending;
+pub mod query_params;
 pub mod queue;
 pub mod startup;
 pub mod state;

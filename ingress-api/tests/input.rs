@@ -5,18 +5,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::TestApp;
-
-async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    body
-}
+use support::{problem, TestApp};
 
 fn field_errors(body: &Value) -> Vec<(String, Option<i64>)> {
     body["errors"]

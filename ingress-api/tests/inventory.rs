@@ -12,19 +12,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use support::TestApp;
+use support::{problem, TestApp};
 use uuid::Uuid;
-
-async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    body
-}
 
 /// The refused fields of a 422 problem.
 async fn refused(response: Response) -> Vec<String> {
@@ -42,16 +31,6 @@ async fn ok(response: Response) -> Value {
     let body = response.text().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     serde_json::from_str(&body).unwrap()
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> Response {
-    app.http
-        .patch(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn create_location(app: &TestApp, manager: &str, code: &str) {
@@ -138,9 +117,7 @@ async fn managers_change_products_and_a_threshold_moved_across_the_stock_raises_
     let (_, customer) = app.customer().await;
     app.product_with_stock(&admin, "WIDGET-1", 10, 2).await;
 
-    let changed = ok(patch(
-        &app,
-        &manager,
+    let changed = ok(app.patch(&manager,
         "/products/WIDGET-1",
         json!({"name": "Blue widget", "price_cents": 1500, "unit": "box", "category": "widgets"}),
     )
@@ -154,13 +131,9 @@ async fn managers_change_products_and_a_threshold_moved_across_the_stock_raises_
     assert_eq!(changed["on_hand"], 10);
     let page = ok(app.get(&customer, "/products?category=widgets").await).await;
     assert_eq!(page["items"][0]["sku"], "WIDGET-1");
-    let cleared = ok(patch(
-        &app,
-        &manager,
-        "/products/WIDGET-1",
-        json!({"category": null}),
-    )
-    .await)
+    let cleared = ok(app
+        .patch(&manager, "/products/WIDGET-1", json!({"category": null}))
+        .await)
     .await;
     assert!(cleared["category"].is_null());
     assert_eq!(cleared["name"], "Blue widget");
@@ -168,29 +141,29 @@ async fn managers_change_products_and_a_threshold_moved_across_the_stock_raises_
     // 10 available: a threshold of 10 makes it low, 12 keeps it low, 3
     // makes it recover. Each crossing is one event, written with the change.
     let before = outbox(&app).await.len();
-    ok(patch(
-        &app,
-        &manager,
-        "/products/WIDGET-1",
-        json!({"low_stock_threshold": 10}),
-    )
-    .await)
+    ok(app
+        .patch(
+            &manager,
+            "/products/WIDGET-1",
+            json!({"low_stock_threshold": 10}),
+        )
+        .await)
     .await;
-    ok(patch(
-        &app,
-        &manager,
-        "/products/WIDGET-1",
-        json!({"low_stock_threshold": 12}),
-    )
-    .await)
+    ok(app
+        .patch(
+            &manager,
+            "/products/WIDGET-1",
+            json!({"low_stock_threshold": 12}),
+        )
+        .await)
     .await;
-    let recovered = ok(patch(
-        &app,
-        &manager,
-        "/products/WIDGET-1",
-        json!({"low_stock_threshold": 3}),
-    )
-    .await)
+    let recovered = ok(app
+        .patch(
+            &manager,
+            "/products/WIDGET-1",
+            json!({"low_stock_threshold": 3}),
+        )
+        .await)
     .await;
     assert_eq!(recovered["low_stock"], false);
     let events = outbox(&app).await;
@@ -211,13 +184,12 @@ async fn managers_change_products_and_a_threshold_moved_across_the_stock_raises_
 
     // Bad changes are refused naming the fields, and change nothing.
     assert_eq!(
-        refused(patch(&app, &manager, "/products/WIDGET-1", json!({})).await).await,
+        refused(app.patch(&manager, "/products/WIDGET-1", json!({})).await).await,
         ["body"]
     );
     assert_eq!(
         refused(
-            patch(
-                &app,
+            app.patch(
                 &manager,
                 "/products/WIDGET-1",
                 json!({"name": "  ", "price_cents": -1, "low_stock_threshold": -1})
@@ -229,30 +201,28 @@ async fn managers_change_products_and_a_threshold_moved_across_the_stock_raises_
     );
     assert_eq!(
         refused(
-            patch(
-                &app,
-                &manager,
-                "/products/WIDGET-1",
-                json!({"colour": "red"})
-            )
-            .await
+            app.patch(&manager, "/products/WIDGET-1", json!({"colour": "red"}))
+                .await
         )
         .await
         .len(),
         1
     );
     problem(
-        patch(&app, &manager, "/products/NOPE", json!({"name": "x"})).await,
+        app.patch(&manager, "/products/NOPE", json!({"name": "x"}))
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
     problem(
-        patch(&app, &staff, "/products/WIDGET-1", json!({"name": "x"})).await,
+        app.patch(&staff, "/products/WIDGET-1", json!({"name": "x"}))
+            .await,
         StatusCode::FORBIDDEN,
     )
     .await;
     problem(
-        patch(&app, &customer, "/products/WIDGET-1", json!({"name": "x"})).await,
+        app.patch(&customer, "/products/WIDGET-1", json!({"name": "x"}))
+            .await,
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -359,13 +329,8 @@ async fn archived_products_leave_the_listing_reject_new_orders_and_keep_their_hi
         ["sku"]
     );
     problem(
-        patch(
-            &app,
-            &manager,
-            "/products/OLD-1",
-            json!({"name": "Renamed"}),
-        )
-        .await,
+        app.patch(&manager, "/products/OLD-1", json!({"name": "Renamed"}))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -487,33 +452,33 @@ async fn locations_are_created_listed_with_totals_renamed_and_archived_only_when
         ]
     );
 
-    let renamed = ok(patch(
-        &app,
-        &manager,
-        "/locations/aisle-7",
-        json!({"name": "Aisle seven"}),
-    )
-    .await)
+    let renamed = ok(app
+        .patch(
+            &manager,
+            "/locations/aisle-7",
+            json!({"name": "Aisle seven"}),
+        )
+        .await)
     .await;
     assert_eq!(renamed["name"], "Aisle seven");
     assert_eq!(renamed["on_hand"], 5);
     problem(
-        patch(&app, &staff, "/locations/aisle-7", json!({"name": "Mine"})).await,
+        app.patch(&staff, "/locations/aisle-7", json!({"name": "Mine"}))
+            .await,
         StatusCode::FORBIDDEN,
     )
     .await;
     assert_eq!(
-        refused(patch(&app, &manager, "/locations/aisle-7", json!({"name": " "})).await).await,
+        refused(
+            app.patch(&manager, "/locations/aisle-7", json!({"name": " "}))
+                .await
+        )
+        .await,
         ["name"]
     );
     problem(
-        patch(
-            &app,
-            &manager,
-            "/locations/nowhere",
-            json!({"name": "Nowhere"}),
-        )
-        .await,
+        app.patch(&manager, "/locations/nowhere", json!({"name": "Nowhere"}))
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -565,13 +530,8 @@ async fn locations_are_created_listed_with_totals_renamed_and_archived_only_when
         ["location"]
     );
     problem(
-        patch(
-            &app,
-            &manager,
-            "/locations/aisle-7",
-            json!({"name": "Back"}),
-        )
-        .await,
+        app.patch(&manager, "/locations/aisle-7", json!({"name": "Back"}))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -1017,12 +977,12 @@ async fn customers_may_not_touch_stock_or_locations_and_staff_may_not_change_pro
     }
     for (path, body) in &manager_patches {
         problem(
-            patch(&app, &customer, path, body.clone()).await,
+            app.patch(&customer, path, body.clone()).await,
             StatusCode::FORBIDDEN,
         )
         .await;
         problem(
-            patch(&app, &staff, path, body.clone()).await,
+            app.patch(&staff, path, body.clone()).await,
             StatusCode::FORBIDDEN,
         )
         .await;

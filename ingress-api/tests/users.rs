@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use support::{problem, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 use testkit::eventually;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -19,27 +19,6 @@ use uuid::Uuid;
 const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 
 const PASSWORD: &str = "a-long-password";
-
-async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    body
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> Response {
-    app.http
-        .patch(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn login_status(app: &TestApp, email: &str, password: &str) -> StatusCode {
     app.http
@@ -134,8 +113,7 @@ async fn customers_staff_and_managers_are_refused_every_users_endpoint_with_403(
         )
         .await;
         problem(
-            patch(
-                &app,
+            app.patch(
                 token,
                 &format!("/users/{admin_id}"),
                 json!({"active": false}),
@@ -147,13 +125,8 @@ async fn customers_staff_and_managers_are_refused_every_users_endpoint_with_403(
         // Refused on the role before the body is read: a caller without it
         // learns nothing about what the body should look like.
         problem(
-            patch(
-                &app,
-                token,
-                &format!("/users/{admin_id}"),
-                json!({"nonsense": 1}),
-            )
-            .await,
+            app.patch(token, &format!("/users/{admin_id}"), json!({"nonsense": 1}))
+                .await,
             StatusCode::FORBIDDEN,
         )
         .await;
@@ -271,13 +244,13 @@ async fn admins_list_users_by_email_filtered_by_role_and_active_a_page_at_a_time
     }
     let (manager_id, manager_email) = create_user(&app, &admin, "m-a", "manager").await;
     let (_, customer_email) = create_user(&app, &admin, "c-a", "customer").await;
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{}", staff[1].0),
-        json!({"active": false}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{}", staff[1].0),
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 
     let emails = |page: &Value| -> Vec<String> {
@@ -374,13 +347,9 @@ async fn a_deactivated_users_token_is_refused_and_they_cannot_log_in_until_react
         StatusCode::ACCEPTED
     );
 
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{id}"),
-        json!({"active": false}),
-    )
-    .await;
+    let response = app
+        .patch(&admin, &format!("/users/{id}"), json!({"active": false}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -400,13 +369,9 @@ async fn a_deactivated_users_token_is_refused_and_they_cannot_log_in_until_react
         StatusCode::UNAUTHORIZED
     );
 
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{id}"),
-        json!({"active": true}),
-    )
-    .await;
+    let response = app
+        .patch(&admin, &format!("/users/{id}"), json!({"active": true}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let fresh = app.login(&email, PASSWORD).await;
     assert_eq!(app.get(&fresh, "/products").await.status(), StatusCode::OK);
@@ -438,13 +403,9 @@ async fn a_role_change_revokes_the_old_token_and_the_next_login_carries_the_new_
         StatusCode::FORBIDDEN,
     )
     .await;
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{id}"),
-        json!({"role": "staff"}),
-    )
-    .await;
+    let response = app
+        .patch(&admin, &format!("/users/{id}"), json!({"role": "staff"}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["role"], "staff");
     until_revoked(&app.http, &app.base, &customer).await;
@@ -468,13 +429,9 @@ async fn a_role_change_revokes_the_old_token_and_the_next_login_carries_the_new_
             .status(),
         StatusCode::CREATED
     );
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{id}"),
-        json!({"role": "customer"}),
-    )
-    .await;
+    let response = app
+        .patch(&admin, &format!("/users/{id}"), json!({"role": "customer"}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     until_revoked(&app.http, &app.base, &manager).await;
     problem(
@@ -490,13 +447,9 @@ async fn a_role_change_revokes_the_old_token_and_the_next_login_carries_the_new_
     .await;
 
     // The same role again changes nothing and revokes nothing.
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{id}"),
-        json!({"role": "customer"}),
-    )
-    .await;
+    let response = app
+        .patch(&admin, &format!("/users/{id}"), json!({"role": "customer"}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         app.get(&customer, "/products").await.status(),
@@ -585,7 +538,8 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated_even_by_themselv
         json!({"role": "customer", "active": false}),
     ] {
         let body = problem(
-            patch(&app, &admin, &format!("/users/{first_id}"), change).await,
+            app.patch(&admin, &format!("/users/{first_id}"), change)
+                .await,
             StatusCode::CONFLICT,
         )
         .await;
@@ -595,28 +549,27 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated_even_by_themselv
             .contains("last active admin"));
     }
     // Changing nothing that matters is fine.
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{first_id}"),
-        json!({"role": "admin", "active": true}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{first_id}"),
+            json!({"role": "admin", "active": true}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 
     // A deactivated admin does not count.
     let (dormant_id, _) = create_user(&app, &admin, "dormant", "admin").await;
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{dormant_id}"),
-        json!({"active": false}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{dormant_id}"),
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     problem(
-        patch(
-            &app,
+        app.patch(
             &admin,
             &format!("/users/{first_id}"),
             json!({"role": "staff"}),
@@ -630,18 +583,17 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated_even_by_themselv
     // is the last and may not.
     let (second_id, second_email) = create_user(&app, &admin, "second", "admin").await;
     let second = app.login(&second_email, PASSWORD).await;
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{first_id}"),
-        json!({"role": "manager"}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{first_id}"),
+            json!({"role": "manager"}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     until_revoked(&app.http, &app.base, &admin).await;
     problem(
-        patch(
-            &app,
+        app.patch(
             &second,
             &format!("/users/{second_id}"),
             json!({"active": false}),
@@ -678,8 +630,7 @@ async fn a_taken_email_is_409_an_unknown_id_404_and_bad_input_422_naming_the_fie
 
     for unknown in [Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
         let body = problem(
-            patch(
-                &app,
+            app.patch(
                 &admin,
                 &format!("/users/{unknown}"),
                 json!({"active": false}),
@@ -737,7 +688,8 @@ async fn a_taken_email_is_409_an_unknown_id_404_and_bad_input_422_naming_the_fie
         (json!({"email": "new@example.com"}), "body"),
     ] {
         let body = problem(
-            patch(&app, &admin, &format!("/users/{id}"), change.clone()).await,
+            app.patch(&admin, &format!("/users/{id}"), change.clone())
+                .await,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -792,21 +744,21 @@ async fn a_token_revoked_through_one_replica_is_refused_by_another_within_the_de
         assert_eq!(response.status(), StatusCode::OK);
     }
 
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{leaver_id}"),
-        json!({"active": false}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{leaver_id}"),
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{promoted_id}"),
-        json!({"role": "staff"}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{promoted_id}"),
+            json!({"role": "staff"}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 
     until_revoked(&app.http, &replica_base, &leaver).await;
@@ -843,13 +795,13 @@ async fn while_the_database_is_unreachable_revoked_tokens_stay_refused_and_order
     let (leaver_id, leaver_email) = create_user(&app, &admin, "leaver", "customer").await;
     let leaver = app.login(&leaver_email, PASSWORD).await;
     let (_, stayer) = app.customer().await;
-    let response = patch(
-        &app,
-        &admin,
-        &format!("/users/{leaver_id}"),
-        json!({"active": false}),
-    )
-    .await;
+    let response = app
+        .patch(
+            &admin,
+            &format!("/users/{leaver_id}"),
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     until_revoked(&app.http, &app.base, &leaver).await;
 

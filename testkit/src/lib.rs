@@ -27,7 +27,7 @@ use uuid::Uuid;
 /// The admin connection tests create their databases through.
 pub fn admin_database_url() -> String {
     std::env::var("ORDERFLOW_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// The NATS server tests use.

@@ -5,8 +5,7 @@
 //! the movements to write once the product's stock rows are locked, or the
 //! refusal the locked stock calls for.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -21,6 +20,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 use crate::stock::{self, Movement, MovementKind, Operation, ADJUST_REASONS, MOVEMENT_KINDS};
 
@@ -42,14 +42,6 @@ pub fn router() -> Router<AppState> {
         .route("/inventory/transfer", post(transfer))
         .route("/inventory/adjust", post(adjust))
         .route("/movements", get(list_movements))
-}
-
-/// Query parameters, with a malformed one answered 422 as problem+json like
-/// any other refused field, instead of axum's plain-text 400.
-pub fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    query
-        .map(|Query(params)| params)
-        .map_err(|rejection| ApiError::field("query", rejection.body_text()))
 }
 
 fn refuse_if_any(errors: Vec<FieldError>) -> ApiResult<()> {
@@ -340,10 +332,9 @@ pub struct LevelPage {
 pub async fn list_levels(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<LevelQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<LevelQuery>,
 ) -> ApiResult<Json<LevelPage>> {
     user.require(Role::Staff)?;
-    let query = query_params(query)?;
     let limit = page_limit(query.limit)?;
     // Skus and location codes are [A-Za-z0-9._-], so '|' cannot occur in either.
     let after = match query
@@ -474,10 +465,9 @@ fn parse_time(
 pub async fn list_movements(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<MovementQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<MovementQuery>,
 ) -> ApiResult<Json<MovementPage>> {
     user.require(Role::Staff)?;
-    let query = query_params(query)?;
     let mut errors = Vec::new();
     let limit = page_limit(query.limit)?;
     if let Some(kind) = query.kind.as_deref() {

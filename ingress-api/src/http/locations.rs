@@ -5,8 +5,7 @@
 //! never hold stock: stock operations refuse them, and the processor never
 //! allocates from them.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
@@ -20,9 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
-use crate::http::inventory::query_params;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 
 /// This module's part of the OpenAPI document.
@@ -152,10 +151,9 @@ pub struct LocationPage {
 pub async fn list_locations(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<LocationQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<LocationQuery>,
 ) -> ApiResult<Json<LocationPage>> {
     user.require(Role::Staff)?;
-    let query = query_params(query)?;
     let limit = page_limit(query.limit)?;
     let after = query
         .cursor

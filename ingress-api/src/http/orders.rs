@@ -1,6 +1,6 @@
 //! `POST /orders`, `GET /orders/{id}`, `GET /orders`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,7 @@ use crate::error::{database_unreachable, ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::json_body::JsonBody;
 use crate::order_records::{self, ListQuery, OrderView};
+use crate::query_params::QueryParams;
 use crate::queue::QueueError;
 use crate::state::AppState;
 
@@ -429,7 +430,7 @@ pub struct OrderPage {
 pub async fn list_orders(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(params): Query<ListOrdersParams>,
+    QueryParams(params): QueryParams<ListOrdersParams>,
 ) -> ApiResult<Json<OrderPage>> {
     let status = params
         .status

@@ -1,8 +1,7 @@
 //! The catalogue: `POST /products`, `GET /products`, `GET /products/{sku}`,
 //! `PATCH /products/{sku}` and `POST /products/{sku}/archive`.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,9 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
-use crate::http::inventory::query_params;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 use crate::stock;
 
@@ -312,9 +311,8 @@ impl ProductSearch {
 pub async fn list_products(
     State(state): State<AppState>,
     _user: AuthUser,
-    query: Result<Query<ProductQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<ProductQuery>,
 ) -> ApiResult<Json<ProductPage>> {
-    let query = query_params(query)?;
     let limit = page_limit(query.limit)?;
     let search = ProductSearch {
         search: query.search,

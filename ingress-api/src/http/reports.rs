@@ -1,7 +1,7 @@
 //! Reports over stock and orders: `GET /alerts`, `GET /dashboard`, and
 //! `GET /admin/reconciliation`, the proof that stock equals the ledger.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 
 /// How far back the dashboard looks for its top movers.
@@ -71,7 +72,7 @@ pub struct AlertPage {
 pub async fn list_alerts(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(query): Query<AlertQuery>,
+    QueryParams(query): QueryParams<AlertQuery>,
 ) -> ApiResult<Json<AlertPage>> {
     user.require(Role::Staff)?;
     if let Some(alert_state) = query.state.as_deref() {

@@ -5,8 +5,7 @@
 //! [`crate::auth::revocation`]. The change applies at once on the replica
 //! that made it and within about a second on the others.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -24,6 +23,7 @@ use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::http::users::{self, TokenResponse, UserDetail};
 use crate::json_body::JsonBody;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 
 /// This module's part of the OpenAPI document.
@@ -110,11 +110,8 @@ fn parse_role(raw: &str) -> Result<Role, FieldError> {
 pub async fn list_users(
     _admin: AdminUser,
     State(state): State<AppState>,
-    query: Result<Query<UserQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<UserQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    // A malformed query (say `active=maybe`) is a refused field like any
-    // other, answered as problem+json rather than axum's plain text.
-    let Query(query) = query.map_err(|e| ApiError::field("query", e.body_text()))?;
     let limit = page_limit(query.limit)?;
     let role = query
         .role

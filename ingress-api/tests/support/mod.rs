@@ -175,6 +175,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> Response {
         self.http
             .get(self.url(path))
@@ -271,6 +281,18 @@ impl TestApp {
         let mut stream = js.get_stream(self.ns.naming.orders_stream()).await.unwrap();
         stream.info().await.unwrap().state.messages
     }
+}
+
+/// Asserts `response` is a problem+json answer with `status`, and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    body
 }
 
 impl Drop for TestApp {
