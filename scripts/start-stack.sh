@@ -31,10 +31,11 @@ start ingress-api
 start order-processor ORDERFLOW_METRICS_ADDR="${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}"
 start notifier ORDERFLOW_METRICS_ADDR="${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}"
 
+# Waits until `url` answers 2xx and, when given, its body contains `want`.
 wait_for() {
-  local url=$1 name=$2
+  local url=$1 name=$2 want=${3:-}
   for _ in $(seq 1 150); do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if body=$(curl -fsS "$url" 2>/dev/null) && [[ "$body" == *"$want"* ]]; then return 0; fi
     if ! kill -0 "$(cat ".run/$name.pid")" 2>/dev/null; then
       echo "$name exited; see .run/$name.log:" >&2
       tail -n 20 ".run/$name.log" >&2
@@ -45,7 +46,8 @@ wait_for() {
   echo "$name did not become ready at $url; see .run/$name.log" >&2
   exit 1
 }
-wait_for "http://$ORDERFLOW_HTTP_ADDR/readyz" ingress-api
+# Ready once the broker is connected and the database migrated, with the admin in place.
+wait_for "http://$ORDERFLOW_HTTP_ADDR/readyz" ingress-api '"database":"up"'
 wait_for "http://${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}/healthz" order-processor
 wait_for "http://${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}/healthz" notifier
 

@@ -1,6 +1,7 @@
 //! Building and serving the application.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,9 +43,11 @@ impl Application {
             .with_context(|| format!("bind {}", settings.http_addr))?;
         let naming = Naming::new(&settings.namespace)?;
         let pool = db::lazy_pool(&settings.database_url, 32)?;
+        let database_prepared = Arc::new(AtomicBool::new(false));
         let migrations = tokio::spawn(prepare_database(
             pool.clone(),
             settings.admin.clone(),
+            database_prepared.clone(),
             shutdown.clone(),
         ));
 
@@ -78,6 +81,7 @@ impl Application {
             naming,
             partitions: settings.partitions,
             nats: client,
+            database_prepared,
         };
         Ok(Self {
             listener,
@@ -139,10 +143,11 @@ async fn provision_with_retry(
 }
 
 /// Applies migrations and ensures the admin account, retrying until the
-/// database is reachable.
+/// database is reachable; then sets `prepared`, which `/readyz` reports.
 async fn prepare_database(
     pool: sqlx::PgPool,
     admin: Option<(String, String)>,
+    prepared: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -155,7 +160,10 @@ async fn prepare_database(
             anyhow::Ok(())
         };
         match attempt.await {
-            Ok(()) => return,
+            Ok(()) => {
+                prepared.store(true, Ordering::Release);
+                return;
+            }
             Err(err) => warn!(err = format!("{err:#}"), retry_in = ?backoff, "database not ready"),
         }
         tokio::select! {

@@ -1,5 +1,6 @@
 //! The state every handler shares.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use orderflow_core::naming::Naming;
@@ -28,4 +29,7 @@ pub struct AppState {
     pub partitions: u16,
     /// The NATS client, for readiness.
     pub nats: async_nats::Client,
+    /// Set once migrations are applied and the configured admin exists, for
+    /// readiness: until then database-backed routes may fail.
+    pub database_prepared: Arc<AtomicBool>,
 }

@@ -1,5 +1,6 @@
 //! `/healthz`, `/readyz`, `/metrics`.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -34,8 +35,9 @@ pub async fn healthz() -> &'static str {
 pub struct Readiness {
     /// `connected` or `disconnected`: orders can be taken only when connected.
     pub broker: &'static str,
-    /// `up` or `down`. Orders are still taken while it is down; they wait in
-    /// the queue until it returns.
+    /// `starting` until migrations are applied and the configured admin
+    /// exists, then `up` or `down`. Orders are taken in every state; they
+    /// wait in the queue until the database is there.
     pub database: &'static str,
 }
 
@@ -46,12 +48,14 @@ pub struct Readiness {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let broker_up = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let database_up = tokio::time::timeout(
-        Duration::from_secs(1),
-        sqlx::query("select 1").execute(&state.pool),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let prepared = state.database_prepared.load(Ordering::Acquire);
+    let database_up = prepared
+        && tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("select 1").execute(&state.pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
     let status = if broker_up {
         StatusCode::OK
     } else {
@@ -65,7 +69,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             } else {
                 "disconnected"
             },
-            database: if database_up { "up" } else { "down" },
+            database: match (prepared, database_up) {
+                (false, _) => "starting",
+                (true, true) => "up",
+                (true, false) => "down",
+            },
         }),
     )
 }

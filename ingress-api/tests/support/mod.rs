@@ -93,18 +93,25 @@ impl TestApp {
         }
     }
 
+    /// Waits until ingress-api reports the database ready: migrated, with
+    /// the configured admin in place.
     async fn wait_for_admin(&self) {
-        let pool = self.db.pool.clone();
-        eventually(Duration::from_secs(20), "the admin account", || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("select count(*) from users where role = 'admin'")
-                    .fetch_one(&pool)
+        eventually(
+            Duration::from_secs(20),
+            "the database to be prepared",
+            || async {
+                let ready: Value = self
+                    .http
+                    .get(self.url("/readyz"))
+                    .send()
                     .await
-                    .ok()
-                    .filter(|n| *n == 1)
-            }
-        })
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (ready["database"] == "up").then_some(())
+            },
+        )
         .await;
     }
 
