@@ -2,6 +2,7 @@
 //! route shares.
 
 pub mod cursor;
+pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod locations;
@@ -12,6 +13,7 @@ pub mod reports;
 pub mod request_metrics;
 pub mod users;
 pub mod users_admin;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .merge(inventory::router())
         .merge(orders::router())
         .merge(reports::router())
+        .merge(webhooks::router())
+        .merge(events::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -7,7 +7,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
-use crate::http::{health, inventory, locations, orders, products, reports, users, users_admin};
+use crate::http::{
+    events, health, inventory, locations, orders, products, reports, users, users_admin, webhooks,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -28,6 +30,8 @@ pub fn document() -> Document {
         inventory::Api::openapi(),
         orders::Api::openapi(),
         reports::Api::openapi(),
+        webhooks::Api::openapi(),
+        events::Api::openapi(),
         health::Api::openapi(),
     ] {
         document.merge(part);
