@@ -58,7 +58,7 @@ impl Application {
             orders_max_msgs: settings.orders_max_msgs,
             orders_max_bytes: settings.orders_max_bytes,
         };
-        let (orders, _events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
+        let (orders, events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
         let queue = OrderQueue::new(
             js,
             orders,
@@ -81,6 +81,7 @@ impl Application {
             naming,
             partitions: settings.partitions,
             nats: client,
+            events,
             database_prepared,
         };
         Ok(Self {

@@ -29,6 +29,9 @@ pub struct AppState {
     pub partitions: u16,
     /// The NATS client, for readiness.
     pub nats: async_nats::Client,
+    /// The EVENTS stream, which every live stream of every replica reads
+    /// through a consumer of its own.
+    pub events: async_nats::jetstream::stream::Stream,
     /// Set once migrations are applied and the configured admin exists, for
     /// readiness: until then database-backed routes may fail.
     pub database_prepared: Arc<AtomicBool>,

@@ -39,3 +39,5 @@ pub const NOTIFIER_DUPLICATES: &str = "orderflow_notifier_duplicates_total";
 pub const LEDGER_DRIFT: &str = "orderflow_ledger_drift_rows";
 /// Gauge: when the ledger was last reconciled, in Unix seconds.
 pub const LEDGER_RECONCILED_AT: &str = "orderflow_ledger_reconciled_timestamp_seconds";
+/// Gauge: live event streams (Server-Sent Events) open on this replica.
+pub const LIVE_CONNECTIONS: &str = "orderflow_live_connections";

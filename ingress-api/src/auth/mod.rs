@@ -22,6 +22,8 @@ pub struct AuthUser {
     /// so it is the user's current role (within the refresh delay of
     /// [`revocation`]).
     pub role: Role,
+    /// The token's version, to tell later whether it has been revoked since.
+    pub token_version: i32,
 }
 
 impl AuthUser {
@@ -61,19 +63,34 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or(ApiError::Unauthorized(
                 "the Authorization header must be Bearer <token>",
             ))?;
+        AuthUser::from_token(state, token)
+    }
+}
+
+impl AuthUser {
+    /// Authenticates a raw access token: valid signature and expiry, and not
+    /// revoked.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let claims = state
             .tokens
             .verify(token.trim())
             .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
-        // In memory, never a query: every route, POST /orders included, keeps
-        // working while the database is down.
-        if state.revocations.refuses(claims.sub, claims.ver) {
-            return Err(ApiError::Unauthorized("the token was revoked"));
-        }
-        Ok(AuthUser {
+        let user = AuthUser {
             id: claims.sub,
             role: claims.role,
-        })
+            token_version: claims.ver,
+        };
+        if !user.still_honoured(state) {
+            return Err(ApiError::Unauthorized("the token was revoked"));
+        }
+        Ok(user)
+    }
+
+    /// Whether the token this caller authenticated with has not been revoked
+    /// since. In memory, never a query: every route, POST /orders included,
+    /// keeps working while the database is down.
+    pub fn still_honoured(&self, state: &AppState) -> bool {
+        !state.revocations.refuses(self.id, self.token_version)
     }
 }
 
