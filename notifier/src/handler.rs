@@ -6,8 +6,9 @@
 //! 1. decode each message; terminate the undecodable ones (they can never
 //!    succeed, and redelivering them would only block the consumer);
 //! 2. in one transaction: record the batch's event ids in the inbox, which
-//!    says which events are new, apply the new ones' alert changes, and record
-//!    their planned deliveries as `pending`; commit;
+//!    says which events are new, apply the new ones' alert changes, record
+//!    their planned deliveries as `pending`, and their webhook deliveries
+//!    (one per matching endpoint); commit, and wake the webhook dispatcher;
 //! 3. ack every decoded message, new and duplicate alike;
 //! 4. deliver the new events and write each outcome to its row.
 //!
@@ -24,6 +25,7 @@ use futures::StreamExt;
 use orderflow_core::event::EventEnvelope;
 use orderflow_core::metric_names;
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -31,6 +33,7 @@ use crate::alerts;
 use crate::channel::{Channel, Channels, DeliveryError};
 use crate::deliveries::{self, Attempt, Outcome};
 use crate::inbox;
+use crate::webhooks;
 
 /// How many deliveries of one batch run at once: enough to overlap slow
 /// webhooks, few enough not to flood one destination.
@@ -104,11 +107,25 @@ pub struct Handler {
     pool: PgPool,
     /// Where notifications go.
     channels: Channels,
+    /// Woken after a batch recorded webhook deliveries, so the dispatcher
+    /// sends them at once instead of at its next poll.
+    webhook_wake: Arc<Notify>,
 }
 
 impl Handler {
     pub fn new(pool: PgPool, channels: Channels) -> Self {
-        Self { pool, channels }
+        Self {
+            pool,
+            channels,
+            webhook_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The same handler, waking `wake` after each batch that recorded
+    /// webhook deliveries.
+    pub fn with_webhook_wake(mut self, wake: Arc<Notify>) -> Self {
+        self.webhook_wake = wake;
+        self
     }
 
     /// Handles one batch, in stream order. On `Err` nothing was recorded and
@@ -246,7 +263,16 @@ impl Handler {
         deliveries::record_pending(&mut tx, &planned)
             .await
             .map_err(step("record planned deliveries"))?;
+        // In the same transaction as the inbox: a redelivered event is not
+        // new, so it can never yield a second webhook delivery.
+        let new_events: Vec<&EventEnvelope> = fresh.iter().map(|(envelope, _)| *envelope).collect();
+        let webhook_deliveries = webhooks::enqueue(&mut tx, &new_events)
+            .await
+            .map_err(step("record webhook deliveries"))?;
         tx.commit().await.map_err(step("commit"))?;
+        if webhook_deliveries > 0 {
+            self.webhook_wake.notify_one();
+        }
         Ok(fresh)
     }
 

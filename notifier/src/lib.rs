@@ -10,6 +10,9 @@
 //! - [`deliveries`]: the `notification_deliveries` ledger, pending to outcome.
 //! - [`channel`]: the `Channel` trait, the `Channels` registry and the `log`
 //!   channel; webhooks and email plug in here.
+//! - [`webhooks`]: webhook deliveries, recorded in the batch transaction and
+//!   sent by a dispatcher running beside the consumer, with retries, per-key
+//!   order, dead letters and signatures.
 //! - [`http`]: `/metrics` and `/healthz`.
 //! - [`retry`]: backoff while the database or broker is away.
 //!
@@ -23,8 +26,10 @@ pub mod handler;
 pub mod http;
 pub mod inbox;
 pub mod retry;
+pub mod webhooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,11 +37,13 @@ use orderflow_core::broker::{self, StreamLimits};
 use orderflow_core::naming::Naming;
 use orderflow_core::settings::Settings;
 use orderflow_core::{db, telemetry};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::Channels;
 use crate::consumer::EventConsumer;
 use crate::handler::Handler;
+use crate::webhooks::dispatcher::Dispatcher;
 
 /// Where `/metrics` and `/healthz` are served when `ORDERFLOW_METRICS_ADDR`
 /// is unset; the processor's default is another port on the same host.
@@ -74,16 +81,33 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     run_with(settings, Options::default(), shutdown).await
 }
 
+/// Runs the notifier until `shutdown` fires, with the webhook settings from
+/// the environment ([`webhooks::Config::from_env`]); see [`run_with_webhooks`].
+pub async fn run_with(
+    settings: Settings,
+    options: Options,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let webhooks = webhooks::Config::from_env().context("webhook settings")?;
+    run_with_webhooks(settings, options, webhooks, shutdown).await
+}
+
 /// Runs the notifier until `shutdown` fires: serves metrics at once, waits for
-/// the database and the broker, then consumes events. Returns after the batch
-/// in flight finished and the NATS client drained.
+/// the database and the broker, then consumes events while the webhook
+/// dispatcher sends deliveries. Returns after the batch and the webhook
+/// requests in flight finished and the NATS client drained.
+///
+/// The webhook settings are a parameter of their own rather than a field of
+/// [`Options`], so code that builds `Options` field by field keeps compiling;
+/// tests pass short backoffs and timeouts here.
 ///
 /// Everything runs inside this one future rather than in spawned tasks, so
 /// aborting it (as a crash test does) stops all of it, and there is no task
 /// left to track on the way out.
-pub async fn run_with(
+pub async fn run_with_webhooks(
     settings: Settings,
     options: Options,
+    webhooks: webhooks::Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Installed before anything counts, so no early metric goes nowhere.
@@ -101,7 +125,7 @@ pub async fn run_with(
     let http_shutdown = shutdown.child_token();
     let server = http::serve(listener, metrics, http_shutdown.clone());
     let work = async {
-        let result = consume(&settings, naming, options, &shutdown).await;
+        let result = consume(&settings, naming, options, webhooks, &shutdown).await;
         http_shutdown.cancel();
         result
     };
@@ -116,6 +140,7 @@ async fn consume(
     settings: &Settings,
     naming: Naming,
     options: Options,
+    webhooks: webhooks::Config,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = db::lazy_pool(&settings.database_url, POOL_SIZE)?;
@@ -161,8 +186,12 @@ async fn consume(
             consumer = naming.notifier_consumer(),
             "notifier consuming events"
         );
-        let handler = Handler::new(pool.clone(), channels);
-        events.run(&handler, shutdown).await;
+        let wake = Arc::new(Notify::new());
+        let handler = Handler::new(pool.clone(), channels).with_webhook_wake(wake.clone());
+        let dispatcher = Dispatcher::new(pool.clone(), webhooks, wake)?;
+        // Side by side in this future: a slow endpoint never holds up the
+        // consumer, and both stop on the same shutdown.
+        tokio::join!(events.run(&handler, shutdown), dispatcher.run(shutdown));
     }
 
     // Acks are fire-and-forget publishes: flush them before letting go, so the

@@ -73,6 +73,66 @@ impl Harness {
         Running { shutdown, task }
     }
 
+    /// Starts a notifier with its own webhook settings (short backoffs and
+    /// timeouts in tests) in a task of its own.
+    pub fn start_with_webhooks(
+        &self,
+        options: Options,
+        webhooks: notifier::webhooks::Config,
+    ) -> Running {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(notifier::run_with_webhooks(
+            self.settings(),
+            options,
+            webhooks,
+            shutdown.clone(),
+        ));
+        Running { shutdown, task }
+    }
+
+    /// Registers an active webhook endpoint; answers its id.
+    pub async fn insert_webhook(&self, url: &str, events: &[&str], secret: &str) -> Uuid {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "insert into webhooks (id, url, events, secret, created_by)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(url)
+        .bind(events)
+        .bind(secret)
+        .bind(Uuid::now_v7())
+        .execute(&self.db.pool)
+        .await
+        .expect("insert webhook");
+        id
+    }
+
+    /// The (state, attempts) of the webhook deliveries of `event_id`, one per
+    /// endpoint.
+    pub async fn webhook_deliveries(&self, event_id: Uuid) -> Vec<(String, i32)> {
+        sqlx::query_as(
+            "select state, attempts from webhook_deliveries where event_id = $1 order by id",
+        )
+        .bind(event_id)
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("read webhook deliveries")
+    }
+
+    /// Waits until every webhook delivery of `event_id` is in `state`.
+    pub async fn wait_until_webhook(&self, event_id: Uuid, state: &str) -> Vec<(String, i32)> {
+        testkit::eventually(
+            WAIT,
+            &format!("the webhook deliveries of {event_id} to be {state}"),
+            || async {
+                let rows = self.webhook_deliveries(event_id).await;
+                (!rows.is_empty() && rows.iter().all(|(s, _)| s == state)).then_some(rows)
+            },
+        )
+        .await
+    }
+
     /// Publishes `envelope` on its subject with the JetStream message id
     /// `message_id` and waits for the stream to store it.
     pub async fn publish(&self, envelope: &EventEnvelope, message_id: &str) -> u64 {
