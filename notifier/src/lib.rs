@@ -22,6 +22,7 @@ pub mod alerts;
 pub mod channel;
 pub mod consumer;
 pub mod deliveries;
+pub mod email;
 pub mod handler;
 pub mod http;
 pub mod inbox;
