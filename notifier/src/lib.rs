@@ -9,7 +9,9 @@
 //!   `stock.recovered`.
 //! - [`deliveries`]: the `notification_deliveries` ledger, pending to outcome.
 //! - [`channel`]: the `Channel` trait, the `Channels` registry and the `log`
-//!   channel; webhooks and email plug in here.
+//!   channel.
+//! - [`email`]: low-stock and recovered alerts to managers by SMTP, a channel
+//!   registered when `ORDERFLOW_SMTP_HOST` is set.
 //! - [`webhooks`]: webhook deliveries, recorded in the batch transaction and
 //!   sent by a dispatcher running beside the consumer, with retries, per-key
 //!   order, dead letters and signatures.
@@ -62,7 +64,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// tests that restart the notifier, a shorter ack wait.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The channels to deliver through; `None` for [`Channels::standard`].
+    /// The channels to deliver through; `None` for [`Channels::standard`]
+    /// plus email when `ORDERFLOW_SMTP_HOST` is set.
     pub channels: Option<Channels>,
     /// The consumer's ack wait, applied when this run creates the consumer.
     pub ack_wait: Duration,
@@ -114,6 +117,11 @@ pub async fn run_with_webhooks(
     // Installed before anything counts, so no early metric goes nowhere.
     let metrics = telemetry::prometheus();
     let naming = Naming::new(&settings.namespace)?;
+    // Read before waiting for anything, so a bad setting fails at start.
+    let email = match options.channels {
+        Some(_) => None,
+        None => email::Config::from_env().context("read the ORDERFLOW_SMTP_* settings")?,
+    };
     let listener = http::bind(settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR)).await?;
     tracing::info!(
         addr = %listener.local_addr().context("read the metrics address")?,
@@ -126,7 +134,7 @@ pub async fn run_with_webhooks(
     let http_shutdown = shutdown.child_token();
     let server = http::serve(listener, metrics, http_shutdown.clone());
     let work = async {
-        let result = consume(&settings, naming, options, webhooks, &shutdown).await;
+        let result = consume(&settings, naming, options, webhooks, email, &shutdown).await;
         http_shutdown.cancel();
         result
     };
@@ -142,6 +150,7 @@ async fn consume(
     naming: Naming,
     options: Options,
     webhooks: webhooks::Config,
+    email: Option<email::Config>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = db::lazy_pool(&settings.database_url, POOL_SIZE)?;
@@ -179,9 +188,19 @@ async fn consume(
     .await;
 
     if provisioned.is_some() {
-        let channels = options
-            .channels
-            .unwrap_or_else(|| Channels::standard(&naming));
+        let channels = match options.channels {
+            Some(channels) => channels,
+            None => {
+                let mut channels = Channels::standard(&naming);
+                if let Some(config) = &email {
+                    channels = channels.with(
+                        email::EmailChannel::new(config, pool.clone())
+                            .context("set up the email channel")?,
+                    );
+                }
+                channels
+            }
+        };
         tracing::info!(
             ?channels,
             consumer = naming.notifier_consumer(),

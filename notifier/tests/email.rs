@@ -213,6 +213,35 @@ async fn required_tls_refuses_to_send_to_a_server_that_offers_no_starttls() {
 }
 
 #[tokio::test]
+async fn credentials_are_withheld_from_a_server_that_offers_no_starttls() {
+    let h = Harness::new().await;
+    add_user(&h, "manager@orderflow.test", "manager", true).await;
+    let smtp = SmtpServer::start(Behaviour {
+        offer_auth: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut config = smtp.config();
+    config.username = Some("mailer".to_owned());
+    config.password = Some("s3cret pass".to_owned());
+    let channel = EmailChannel::new(&config, h.db.pool.clone()).expect("build the channel");
+    let notifier = h.start(Options {
+        channels: Some(Channels::standard(&h.ns.naming).with(channel)),
+        ..Options::default()
+    });
+
+    let low = stock_low("SKU-1", 3, 5);
+    h.publish(&low, &low.event_id.to_string()).await;
+    let (outcome, _) = email_outcome(&h, low.event_id).await;
+    notifier.stop().await;
+
+    // With opportunistic STARTTLS it would have authenticated in clear
+    // text and delivered; required STARTTLS refuses before AUTH.
+    assert_eq!(outcome, "failed");
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
 async fn configured_credentials_are_presented_to_a_server_that_asks_for_them() {
     let h = Harness::new().await;
     add_user(&h, "manager@orderflow.test", "manager", true).await;
@@ -224,6 +253,9 @@ async fn configured_credentials_are_presented_to_a_server_that_asks_for_them() {
     let mut config = smtp.config();
     config.username = Some("mailer".to_owned());
     config.password = Some("s3cret pass".to_owned());
+    // The test server offers no STARTTLS: only an explicit `none` lets
+    // credentials go over a clear-text connection.
+    config.tls = TlsMode::None;
     let channel = EmailChannel::new(&config, h.db.pool.clone()).expect("build the channel");
     let notifier = h.start(Options {
         channels: Some(Channels::standard(&h.ns.naming).with(channel)),

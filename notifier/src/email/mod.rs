@@ -74,7 +74,15 @@ impl EmailChannel {
             port: config.port,
             source,
         };
-        let tls = match config.tls {
+        // Credentials are never handed over a connection that may stay in
+        // clear text: with them, `starttls` means STARTTLS is required, and
+        // only an explicit `none` (a relay on a trusted network) sends them
+        // unencrypted.
+        let mode = match (config.tls, config.username.is_some()) {
+            (TlsMode::Opportunistic, true) => TlsMode::Required,
+            (mode, _) => mode,
+        };
+        let tls = match mode {
             TlsMode::None => Tls::None,
             TlsMode::Opportunistic => {
                 Tls::Opportunistic(TlsParameters::new(config.host.clone()).map_err(setup_error)?)
@@ -88,12 +96,10 @@ impl EmailChannel {
             .tls(tls)
             .timeout(Some(config.timeout));
         if let (Some(username), Some(password)) = (&config.username, &config.password) {
-            if config.tls != TlsMode::Required {
+            if mode == TlsMode::None {
                 tracing::warn!(
                     host = %config.host,
-                    tls = config.tls.as_str(),
-                    "SMTP credentials may be sent in clear text when the server offers no \
-                     STARTTLS; set ORDERFLOW_SMTP_TLS=required to refuse that"
+                    "SMTP credentials are sent in clear text (ORDERFLOW_SMTP_TLS=none)"
                 );
             }
             builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
@@ -101,7 +107,7 @@ impl EmailChannel {
         tracing::info!(
             host = %config.host,
             port = config.port,
-            tls = config.tls.as_str(),
+            tls = mode.as_str(),
             from = %config.from,
             authenticated = config.username.is_some(),
             "email channel configured"
