@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::alerts;
 use crate::channel::{Channel, Channels, DeliveryError};
-use crate::deliveries::{self, Attempt, Outcome};
+use crate::deliveries::{self, Attempt, Outcome, RetryPolicy};
 use crate::inbox;
 use crate::webhooks;
 
@@ -110,6 +110,8 @@ pub struct Handler {
     /// Woken after a batch recorded webhook deliveries, so the dispatcher
     /// sends them at once instead of at its next poll.
     webhook_wake: Arc<Notify>,
+    /// How failed channel deliveries are retried.
+    retries: RetryPolicy,
 }
 
 impl Handler {
@@ -118,7 +120,14 @@ impl Handler {
             pool,
             channels,
             webhook_wake: Arc::new(Notify::new()),
+            retries: RetryPolicy::default(),
         }
+    }
+
+    /// The same handler, retrying failed deliveries by `retries`.
+    pub fn with_retries(mut self, retries: RetryPolicy) -> Self {
+        self.retries = retries;
+        self
     }
 
     /// The same handler, waking `wake` after each batch that recorded
@@ -166,7 +175,7 @@ impl Handler {
         for attempt in &attempts {
             match attempt.outcome {
                 Outcome::Delivered => report.delivered += 1,
-                Outcome::Failed => report.failed += 1,
+                Outcome::Failed | Outcome::Dead => report.failed += 1,
             }
         }
         if let Err(err) = deliveries::record_outcomes(&self.pool, &attempts).await {
@@ -256,11 +265,11 @@ impl Handler {
             fresh.push((&d.envelope, channels));
         }
 
-        let planned: Vec<(Uuid, &'static str)> = fresh
+        let planned: Vec<(&EventEnvelope, &'static str)> = fresh
             .iter()
-            .flat_map(|(envelope, channels)| channels.iter().map(|c| (envelope.event_id, c.name())))
+            .flat_map(|(envelope, channels)| channels.iter().map(|c| (*envelope, c.name())))
             .collect();
-        deliveries::record_pending(&mut tx, &planned)
+        deliveries::record_pending(&mut tx, &planned, &self.retries)
             .await
             .map_err(step("record planned deliveries"))?;
         // In the same transaction as the inbox: a redelivered event is not
@@ -286,7 +295,7 @@ impl Handler {
         let mut jobs = Vec::new();
         for (envelope, channels) in fresh {
             for channel in channels {
-                jobs.push(deliver_one(envelope, channel.clone()));
+                jobs.push(deliver_one(envelope, channel.clone(), 0, &self.retries));
             }
         }
         futures::stream::iter(jobs)
@@ -297,8 +306,15 @@ impl Handler {
 }
 
 /// Delivers one event through one channel within [`DELIVERY_TIMEOUT`], and
-/// logs and counts the outcome.
-async fn deliver_one(envelope: &EventEnvelope, channel: Arc<dyn Channel>) -> Attempt {
+/// logs and counts the outcome. `attempts_before` is how often it was tried
+/// already: a transient failure is retried until `retries.max_attempts`, a
+/// refusal never.
+pub(crate) async fn deliver_one(
+    envelope: &EventEnvelope,
+    channel: Arc<dyn Channel>,
+    attempts_before: i32,
+    retries: &RetryPolicy,
+) -> Attempt {
     let result = match tokio::time::timeout(DELIVERY_TIMEOUT, channel.deliver(envelope)).await {
         Ok(result) => result,
         Err(_) => Err(DeliveryError::Transient(format!(
@@ -306,16 +322,25 @@ async fn deliver_one(envelope: &EventEnvelope, channel: Arc<dyn Channel>) -> Att
             DELIVERY_TIMEOUT.as_secs()
         ))),
     };
-    let (outcome, detail) = match result {
-        Ok(()) => (Outcome::Delivered, None),
+    let attempts = attempts_before + 1;
+    let (outcome, detail, retry_in) = match result {
+        Ok(()) => (Outcome::Delivered, None, None),
         Err(err) => {
+            let (outcome, retry_in) = match err {
+                DeliveryError::Transient(_) if attempts < retries.max_attempts => {
+                    (Outcome::Failed, Some(retries.backoff(attempts)))
+                }
+                _ => (Outcome::Dead, None),
+            };
             tracing::warn!(
                 event_id = %envelope.event_id,
                 channel = channel.name(),
+                attempts,
                 error = %err,
+                retry_in = ?retry_in,
                 "delivery failed"
             );
-            (Outcome::Failed, Some(err.to_string()))
+            (outcome, Some(err.to_string()), retry_in)
         }
     };
     metrics::counter!(
@@ -329,6 +354,7 @@ async fn deliver_one(envelope: &EventEnvelope, channel: Arc<dyn Channel>) -> Att
         channel: channel.name(),
         outcome,
         detail,
+        retry_in,
     }
 }
 

@@ -16,6 +16,8 @@
 //!   sent by a dispatcher running beside the consumer, with retries, per-key
 //!   order, dead letters and signatures.
 //! - [`http`]: `/metrics` and `/healthz`.
+//! - [`redelivery`]: retries channel deliveries that failed for now or were
+//!   cut short by a crash.
 //! - [`retry`]: backoff while the database or broker is away.
 //!
 //! [`run`] wires them together; `main.rs` only reads settings and signals.
@@ -28,6 +30,7 @@ pub mod email;
 pub mod handler;
 pub mod http;
 pub mod inbox;
+pub mod redelivery;
 pub mod retry;
 pub mod webhooks;
 
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::Channels;
 use crate::consumer::EventConsumer;
+use crate::deliveries::RetryPolicy;
 use crate::handler::Handler;
 use crate::webhooks::dispatcher::Dispatcher;
 
@@ -69,6 +73,8 @@ pub struct Options {
     pub channels: Option<Channels>,
     /// The consumer's ack wait, applied when this run creates the consumer.
     pub ack_wait: Duration,
+    /// How failed channel deliveries are retried; tests shorten it.
+    pub retries: RetryPolicy,
 }
 
 impl Default for Options {
@@ -76,6 +82,7 @@ impl Default for Options {
         Self {
             channels: None,
             ack_wait: consumer::DEFAULT_ACK_WAIT,
+            retries: RetryPolicy::default(),
         }
     }
 }
@@ -207,11 +214,17 @@ async fn consume(
             "notifier consuming events"
         );
         let wake = Arc::new(Notify::new());
-        let handler = Handler::new(pool.clone(), channels).with_webhook_wake(wake.clone());
+        let handler = Handler::new(pool.clone(), channels.clone())
+            .with_webhook_wake(wake.clone())
+            .with_retries(options.retries.clone());
         let dispatcher = Dispatcher::new(pool.clone(), webhooks, wake)?;
-        // Side by side in this future: a slow endpoint never holds up the
-        // consumer, and both stop on the same shutdown.
-        tokio::join!(events.run(&handler, shutdown), dispatcher.run(shutdown));
+        // Side by side in this future: a slow endpoint or a failing mail
+        // server never holds up the consumer, and all stop on one shutdown.
+        tokio::join!(
+            events.run(&handler, shutdown),
+            dispatcher.run(shutdown),
+            redelivery::run(pool.clone(), channels, options.retries, shutdown),
+        );
     }
 
     // Acks are fire-and-forget publishes: flush them before letting go, so the

@@ -7,9 +7,12 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use notifier::channel::Channels;
+use notifier::deliveries::RetryPolicy;
 use notifier::email::{config, Config, ConfigError, EmailChannel, TlsMode};
 use notifier::Options;
 use support::{stock_low, stock_recovered, Harness, WAIT};
@@ -161,7 +164,7 @@ async fn without_any_manager_the_alert_counts_as_delivered_and_nothing_is_sent()
 }
 
 #[tokio::test]
-async fn an_smtp_server_that_refuses_the_message_leaves_the_delivery_recorded_as_failed() {
+async fn an_smtp_server_that_refuses_the_message_leaves_the_delivery_dead_without_retries() {
     let h = Harness::new().await;
     add_user(&h, "manager@orderflow.test", "manager", true).await;
     let smtp = SmtpServer::start(Behaviour {
@@ -176,7 +179,8 @@ async fn an_smtp_server_that_refuses_the_message_leaves_the_delivery_recorded_as
     let (outcome, detail) = email_outcome(&h, low.event_id).await;
     notifier.stop().await;
 
-    assert_eq!(outcome, "failed");
+    // A refusal is permanent: dead at once, never retried.
+    assert_eq!(outcome, "dead");
     let detail = detail.expect("a failure says why");
     assert!(
         detail.contains("554") && detail.contains("refused by test policy"),
@@ -210,6 +214,79 @@ async fn required_tls_refuses_to_send_to_a_server_that_offers_no_starttls() {
 
     assert_eq!(outcome, "failed", "{detail:?}");
     assert!(smtp.received().is_empty(), "nothing went in clear text");
+}
+
+#[tokio::test]
+async fn a_busy_smtp_server_gets_the_message_again_until_it_takes_it_once() {
+    let h = Harness::new().await;
+    add_user(&h, "manager@orderflow.test", "manager", true).await;
+    let smtp = SmtpServer::start(Behaviour {
+        defer_data: 2,
+        ..Behaviour::default()
+    })
+    .await;
+    let notifier = h.start(Options {
+        retries: fast_retries(),
+        ..options(&h, &smtp)
+    });
+
+    let low = stock_low("SKU-1", 3, 5);
+    h.publish(&low, &low.event_id.to_string()).await;
+    let attempts = testkit::eventually(WAIT, "the retried email to be delivered", || async {
+        let (outcome, attempts): (String, i32) = sqlx::query_as(
+            "select outcome, attempts from notification_deliveries
+             where event_id = $1 and channel = 'email'",
+        )
+        .bind(low.event_id)
+        .fetch_optional(&h.db.pool)
+        .await
+        .ok()??;
+        (outcome == "delivered").then_some(attempts)
+    })
+    .await;
+    notifier.stop().await;
+
+    assert_eq!(
+        attempts, 3,
+        "two deferred attempts, then the one that went through"
+    );
+    assert_eq!(smtp.received().len(), 1, "one message in the end");
+}
+
+#[tokio::test]
+async fn a_delivery_orphaned_by_a_crash_is_picked_up_and_delivered() {
+    // The state a crash between the batch commit and the first attempt
+    // leaves: a pending row whose grace has passed.
+    let h = Harness::new().await;
+    add_user(&h, "manager@orderflow.test", "manager", true).await;
+    let smtp = SmtpServer::start(Behaviour::default()).await;
+    let low = stock_low("SKU-9", 1, 5);
+    sqlx::query(
+        "insert into notification_deliveries (event_id, channel, outcome, payload, next_attempt_at)
+         values ($1, 'email', 'pending', $2, now() - interval '1 second')",
+    )
+    .bind(low.event_id)
+    .bind(serde_json::to_value(&low).unwrap())
+    .execute(&h.db.pool)
+    .await
+    .unwrap();
+    let notifier = h.start(Options {
+        retries: fast_retries(),
+        ..options(&h, &smtp)
+    });
+    let (outcome, _) = email_outcome(&h, low.event_id).await;
+    notifier.stop().await;
+    assert_eq!(outcome, "delivered");
+    assert_eq!(smtp.received().len(), 1);
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(200),
+        poll: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    }
 }
 
 #[tokio::test]
@@ -502,6 +579,9 @@ struct Behaviour {
     refuse_data: bool,
     /// Advertise `AUTH PLAIN LOGIN` and accept any credentials.
     offer_auth: bool,
+    /// Answer this many DATA commands with 451 (try again later) before
+    /// accepting, as a server under load does.
+    defer_data: usize,
 }
 
 struct SmtpServer {
@@ -519,15 +599,16 @@ impl SmtpServer {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
+        let deferrals_left = Arc::new(AtomicUsize::new(behaviour.defer_data));
         let task = tokio::spawn({
             let (received, connections) = (received.clone(), connections.clone());
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     *connections.lock().unwrap() += 1;
-                    let received = received.clone();
+                    let (received, deferrals_left) = (received.clone(), deferrals_left.clone());
                     tokio::spawn(async move {
                         // A client hanging up mid-conversation is its business.
-                        let _ = converse(stream, behaviour, &received).await;
+                        let _ = converse(stream, behaviour, &received, &deferrals_left).await;
                     });
                 }
             }
@@ -572,6 +653,7 @@ async fn converse(
     stream: TcpStream,
     behaviour: Behaviour,
     received: &Mutex<Vec<Received>>,
+    deferrals_left: &AtomicUsize,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -639,6 +721,13 @@ async fn converse(
                 b"250 2.1.5 ok\r\n"
             }
             "DATA" if behaviour.refuse_data => b"554 5.7.1 refused by test policy\r\n",
+            "DATA"
+                if deferrals_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok() =>
+            {
+                b"451 4.3.0 busy, try again later\r\n"
+            }
             "DATA" => {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let mut data = String::new();

@@ -231,6 +231,7 @@ async fn the_notifier_killed_after_handling_some_events_and_started_again_handle
     let options = |recorder: &Recorder| Options {
         channels: Some(Channels::new().with(recorder.clone())),
         ack_wait: Duration::from_secs(2),
+        ..Options::default()
     };
     let first = h.start(options(&recorder));
     testkit::eventually(
