@@ -36,3 +36,19 @@ pub fn decode_time_id(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
     Ok((time, id))
 }
+
+/// Cuts a page fetched with `limit + 1` rows down to `limit` and answers the
+/// next page's cursor (made by `cursor_of` from the page's last item) when
+/// the extra row showed there is one.
+pub fn next_page<T>(
+    items: &mut Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> Option<String> {
+    if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor_of)
+    } else {
+        None
+    }
+}

@@ -380,14 +380,9 @@ pub async fn list_levels(
     sql.push(" order by p.sku, l.code limit ")
         .push_bind(limit + 1);
     let mut items: Vec<StockLevel> = sql.build_query_as().fetch_all(&state.pool).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|l| cursor::encode_text(&format!("{}|{}", l.sku, l.location)))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |l| {
+        cursor::encode_text(&format!("{}|{}", l.sku, l.location))
+    });
     Ok(Json(LevelPage { items, next_cursor }))
 }
 
@@ -531,11 +526,8 @@ pub async fn list_movements(
     }
     sql.push(" order by m.id desc limit ").push_bind(limit + 1);
     let mut items: Vec<MovementView> = sql.build_query_as().fetch_all(&state.pool).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|m| cursor::encode_text(&m.id.to_string()))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |m| {
+        cursor::encode_text(&m.id.to_string())
+    });
     Ok(Json(MovementPage { items, next_cursor }))
 }

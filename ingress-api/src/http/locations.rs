@@ -170,12 +170,7 @@ pub async fn list_locations(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|l| cursor::encode_text(&l.code))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |l| cursor::encode_text(&l.code));
     Ok(Json(LocationPage { items, next_cursor }))
 }
 

@@ -459,14 +459,9 @@ pub async fn list_orders(
         },
     )
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|o| cursor::encode_time_id(o.created_at, o.order_id))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |o| {
+        cursor::encode_time_id(o.created_at, o.order_id)
+    });
     Ok(Json(OrderPage { items, next_cursor }))
 }
 

@@ -329,12 +329,7 @@ pub async fn list_products(
     let mut sql = QueryBuilder::new("");
     search.push_query(&mut sql);
     let mut items: Vec<ProductView> = sql.build_query_as().fetch_all(&state.pool).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| cursor::encode_text(&p.sku))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |p| cursor::encode_text(&p.sku));
     Ok(Json(ProductPage { items, next_cursor }))
 }
 

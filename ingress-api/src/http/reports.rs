@@ -102,12 +102,9 @@ pub async fn list_alerts(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|a| cursor::encode_text(&a.id.to_string()))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |a| {
+        cursor::encode_text(&a.id.to_string())
+    });
     Ok(Json(AlertPage { items, next_cursor }))
 }
 

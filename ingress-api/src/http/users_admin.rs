@@ -141,12 +141,7 @@ pub async fn list_users(
         .into_iter()
         .map(detail)
         .collect::<ApiResult<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|u| cursor::encode_text(&u.email))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |u| cursor::encode_text(&u.email));
     Ok(Json(UserPage { items, next_cursor }))
 }
 

@@ -506,12 +506,8 @@ const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, event_type, state, att
 /// The page of `rows` (fetched with one row more than `limit`) with each
 /// delivery's attempts, read in one query.
 async fn page(state: &AppState, mut rows: Vec<DeliveryRow>, limit: i64) -> ApiResult<DeliveryPage> {
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| cursor::encode_text(&r.id.to_string()))
-    } else {
-        None
-    };
+    let next_cursor =
+        cursor::next_page(&mut rows, limit, |r| cursor::encode_text(&r.id.to_string()));
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let attempts: Vec<AttemptRow> = sqlx::query_as(
         "select delivery_id, attempt, attempted_at, status_code, error, duration_ms
