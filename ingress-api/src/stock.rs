@@ -7,8 +7,8 @@
 //! row (`for share`), then all the product's stock rows by location id.
 //! Archiving a location takes its row exclusively before its stock rows, and
 //! changing a product takes the product row before its stock rows; the
-//! processor takes only stock rows, in (product, location) order, and waits
-//! on nothing else. [`operate`] runs one operation through those steps; the
+//! processor takes its products `for share` in id order, then their stock
+//! rows in (product, location) order. [`operate`] runs one operation through those steps; the
 //! HTTP handlers only validate their input and plan the movements.
 
 use chrono::Utc;
