@@ -10,6 +10,7 @@
 //! - [`decision`]: the pure rules: queue order, all-or-nothing, allocation.
 //! - [`outbox`]: publishes committed events to JetStream.
 //! - [`reconciler`]: the ledger drift metric.
+//! - [`queue_depth`]: queue depth and oldest pending age per partition.
 //! - [`http`]: `/metrics` and `/healthz`.
 
 pub mod batch;
@@ -19,6 +20,7 @@ pub mod decision;
 pub mod http;
 pub mod lease;
 pub mod outbox;
+pub mod queue_depth;
 pub mod reconciler;
 pub mod worker;
 
@@ -94,8 +96,8 @@ impl Processor {
         let coordinator = Coordinator {
             database_url: settings.database_url.clone(),
             pool: pool.clone(),
-            naming,
-            orders,
+            naming: naming.clone(),
+            orders: orders.clone(),
             partitions: settings.partitions,
             batch_max: settings.batch_max,
             holder: holder.clone(),
@@ -107,6 +109,14 @@ impl Processor {
             pool.clone(),
             js,
             relay_wakeup,
+            shutdown.clone(),
+        ));
+        tasks.spawn(queue_depth::run(
+            orders.clone(),
+            naming.clone(),
+            settings.partitions,
+            owned.clone(),
+            queue_depth::INTERVAL,
             shutdown.clone(),
         ));
         tasks.spawn(reconciler::run(

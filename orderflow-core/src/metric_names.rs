@@ -41,3 +41,9 @@ pub const LEDGER_DRIFT: &str = "orderflow_ledger_drift_rows";
 pub const LEDGER_RECONCILED_AT: &str = "orderflow_ledger_reconciled_timestamp_seconds";
 /// Gauge: live event streams (Server-Sent Events) open on this replica.
 pub const LIVE_CONNECTIONS: &str = "orderflow_live_connections";
+/// Gauge, label `partition`: orders queued and not yet acked (pending plus
+/// delivered-but-unacked); exported by the processor owning partition 0.
+pub const QUEUE_DEPTH: &str = "orderflow_queue_depth";
+/// Gauge, label `partition`: seconds the oldest undecided order has waited;
+/// 0 when none waits.
+pub const QUEUE_OLDEST_AGE: &str = "orderflow_queue_oldest_pending_age_seconds";
