@@ -18,8 +18,10 @@ pub mod webhooks;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 use axum::Router;
 use orderflow_core::limits::MAX_BODY_BYTES;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
@@ -44,6 +46,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_metrics::record))
+        // Outside the log line, so it sees the id: a client's x-request-id is
+        // kept, otherwise one is made up, and either is returned.
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(
+            request_metrics::REQUEST_ID,
+        )))
+        .layer(SetRequestIdLayer::new(
+            HeaderName::from_static(request_metrics::REQUEST_ID),
+            MakeRequestUuid,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
