@@ -54,12 +54,7 @@ async fn two_hundred_concurrent_orders_for_fifty_units_confirm_exactly_fifty() {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, id) in ids.iter().enumerate() {
         let token = &customers[i % customers.len()];
-        let body: Value = app
-            .get(token, &format!("/orders/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = app.order(token, *id).await;
         *seen
             .entry(body["status"].as_str().unwrap().to_owned())
             .or_default() += 1;
@@ -87,12 +82,7 @@ async fn a_multi_product_order_short_on_one_line_reserves_nothing_for_any_line()
         .await;
     app.wait_decided(1).await;
 
-    let body: Value = app
-        .get(&customer, &format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&customer, id).await;
     assert_eq!(body["status"], "rejected");
     assert_eq!(body["reason"], "insufficient_stock");
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
@@ -113,12 +103,7 @@ async fn a_multi_product_order_short_on_one_line_reserves_nothing_for_any_line()
         )
         .await;
     app.wait_decided(2).await;
-    let body: Value = app
-        .get(&customer, &format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&customer, id).await;
     assert_eq!(body["status"], "confirmed");
     assert_eq!(app.stock("PLENTY").await, (100, 10));
     assert_eq!(app.stock("SCARCE").await, (1, 1));
@@ -238,12 +223,7 @@ async fn an_accepted_order_reads_pending_while_no_processor_runs_and_is_decided_
 
     app.start_processor().await;
     app.wait_decided(1).await;
-    let body: Value = app
-        .get(&customer, &format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&customer, id).await;
     assert_eq!(body["status"], "confirmed");
     assert!(body["decided_at"].is_string());
     assert_eq!(app.stock("WAIT-1").await, (5, 2));
@@ -387,19 +367,9 @@ async fn an_order_from_a_user_missing_from_the_database_is_decided_and_blocks_no
         .place(&customer, json!([{"sku": "GHOST", "quantity": 1}]))
         .await;
     app.wait_decided(2).await;
-    let body: Value = app
-        .get(&ghost, &format!("/orders/{ghost_order}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&ghost, ghost_order).await;
     assert_eq!(body["status"], "confirmed");
-    let body: Value = app
-        .get(&customer, &format!("/orders/{next_order}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&customer, next_order).await;
     assert_eq!(body["status"], "confirmed");
     assert_eq!(app.stock("GHOST").await, (5, 2));
 }
@@ -444,12 +414,7 @@ async fn an_order_decided_while_its_product_is_being_archived_sees_the_archive()
     archive.commit().await.unwrap();
 
     app.wait_decided(1).await;
-    let body: Value = app
-        .get(&customer, &format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.order(&customer, id).await;
     assert_eq!(body["status"], "rejected");
     assert_eq!(body["reason"], "product_archived");
     assert_eq!(app.stock("GOING").await, (5, 0));

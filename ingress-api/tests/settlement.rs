@@ -10,19 +10,11 @@ use serde_json::{json, Value};
 use support::TestApp;
 use uuid::Uuid;
 
-async fn status_of(app: &TestApp, token: &str, id: Uuid) -> Value {
-    app.get(token, &format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn wait_for_status(app: &TestApp, token: &str, id: Uuid, want: &'static str) {
     testkit::eventually(
         Duration::from_secs(20),
         "the order's new status",
-        || async { (status_of(app, token, id).await["status"] == want).then_some(()) },
+        || async { (app.order(token, id).await["status"] == want).then_some(()) },
     )
     .await;
 }
@@ -50,8 +42,8 @@ async fn a_cancelled_order_releases_its_reservation_for_the_next_order() {
         .place(&bob, json!([{"sku": "LAST-1", "quantity": 1}]))
         .await;
     app.wait_decided(2).await;
-    assert_eq!(status_of(&app, &ann, first).await["status"], "confirmed");
-    assert_eq!(status_of(&app, &bob, second).await["status"], "rejected");
+    assert_eq!(app.order(&ann, first).await["status"], "confirmed");
+    assert_eq!(app.order(&bob, second).await["status"], "rejected");
 
     // Bob cannot cancel Ann's order; Ann can.
     let refused = app

@@ -247,6 +247,15 @@ impl TestApp {
         Uuid::parse_str(body["order_id"].as_str().unwrap()).unwrap()
     }
 
+    /// `GET /orders/{id}` as `token`'s user, as JSON.
+    pub async fn order(&self, token: &str, id: Uuid) -> Value {
+        self.get(token, &format!("/orders/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Waits until `count` orders are decided in the database.
     pub async fn wait_decided(&self, count: i64) {
         let pool = self.db.pool.clone();
