@@ -71,8 +71,20 @@ async fn requests_are_logged_one_line_each_with_an_id_and_without_any_secret() {
     let made_up = app.get(&token, "/orders").await;
     assert!(!made_up.headers()["x-request-id"].is_empty());
     app.wait_decided(1).await;
-
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The processor logs a batch after its commit and its acks, so the line
+    // may follow the decision by a moment.
+    let text = testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the processor's batch line",
+        || {
+            let captured = captured.clone();
+            async move {
+                let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+                text.contains("batch committed").then_some(text)
+            }
+        },
+    )
+    .await;
     let lines: Vec<Value> = text
         .lines()
         .map(|line| serde_json::from_str(line).expect("every log line is one JSON object"))
