@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use orderflow_core::settings::Settings;
-use orderflow_core::{reconciliation, shutdown, telemetry};
+use orderflow_core::{otel, reconciliation, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -30,7 +30,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         shutdown::signalled().await;
         on_signal.cancel();
     });
-    ingress_api::startup::run(settings, shutdown).await?;
+    let result = ingress_api::startup::run(settings, shutdown).await;
+    // The last spans go out after the last request, whatever the outcome.
+    let _ = tokio::task::spawn_blocking(otel::shutdown).await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //! the environment, logs go to stdout; everything else is in the library.
 
 use orderflow_core::settings::Settings;
-use orderflow_core::{shutdown, telemetry};
+use orderflow_core::{otel, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -15,5 +15,8 @@ async fn main() -> anyhow::Result<()> {
         shutdown::signalled().await;
         on_signal.cancel();
     });
-    notifier::run(settings, shutdown).await
+    let result = notifier::run(settings, shutdown).await;
+    // The last spans go out after the last batch, whatever the outcome.
+    let _ = tokio::task::spawn_blocking(otel::shutdown).await;
+    result
 }

@@ -8,6 +8,8 @@
 //! - [`event`]: the events published on the EVENTS stream.
 //! - [`settings`]: configuration from the environment.
 //! - [`telemetry`]: logging and the Prometheus recorder.
+//! - [`trace_context`]: W3C `traceparent` and request ids, and how they travel in NATS headers.
+//! - [`otel`]: OpenTelemetry export of traces over OTLP/HTTP when an endpoint is configured.
 //! - [`metric_names`]: every Prometheus metric name, in one place.
 //! - [`db`]: the migrator and the connection pool options.
 //! - [`broker`]: the NATS connection and idempotent stream provisioning.
@@ -25,8 +27,10 @@ pub mod event;
 pub mod limits;
 pub mod metric_names;
 pub mod naming;
+pub mod otel;
 pub mod partition;
 pub mod reconciliation;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;

@@ -10,14 +10,24 @@ use crate::settings::LogFormat;
 
 /// Installs the global log subscriber writing to `sink`. `RUST_LOG` filters
 /// (default `info`). Calling it twice keeps the first subscriber, so tests
-/// that start several services in one process can all call it.
+/// that start several services in one process can all call it. When
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are exported too ([`crate::otel`]);
+/// call [`crate::otel::shutdown`] at exit to send the last of them.
 pub fn init_logging<W>(format: LogFormat, sink: W)
 where
     W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    // With an OTLP endpoint configured, the spans meant for export go there too.
+    let (export, installed) = match crate::otel::export() {
+        Some(export) => {
+            let (layer, installed) = export.into_parts();
+            (Some(layer), Some(installed))
+        }
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(export);
+    let result = match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
@@ -30,6 +40,9 @@ where
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_writer(sink)).try_init(),
     };
+    if let Some(installed) = installed {
+        crate::otel::activate(installed, result.is_ok());
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use. Histogram
