@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, context::Publish, stream::Stream};
 use futures::future::join_all;
 use orderflow_core::command::{OrderCommand, PlaceOrder};
 use orderflow_core::naming::Naming;
+use orderflow_core::trace_context::MessageTrace;
 use tracing::warn;
 use uuid::Uuid;
 
@@ -59,12 +60,19 @@ impl OrderQueue {
     /// acknowledgement. When the outcome stays unknown (no acknowledgement
     /// within the budget), the queue is asked whether the order is there
     /// before it is given up as not accepted.
-    pub async fn publish(&self, partition: u16, order: &PlaceOrder) -> Result<Queued, QueueError> {
+    /// `trace` travels in the message's headers (`traceparent`,
+    /// `x-request-id`), so the processor continues the request's trace.
+    pub async fn publish(
+        &self,
+        partition: u16,
+        order: &PlaceOrder,
+        trace: &MessageTrace,
+    ) -> Result<Queued, QueueError> {
         let subject = self.naming.order_subject(partition, order.order_id);
         let payload = serde_json::to_vec(&OrderCommand::PlaceOrder(order.clone()))
             .expect("commands serialize");
         match self
-            .publish_with_retry(subject, order.order_id.to_string(), payload)
+            .publish_with_retry(subject, order.order_id.to_string(), payload, trace)
             .await
         {
             Ok(queued) => Ok(queued),
@@ -87,6 +95,7 @@ impl OrderQueue {
         &self,
         partition: u16,
         command: &OrderCommand,
+        trace: &MessageTrace,
     ) -> Result<Queued, QueueError> {
         let action = match command {
             OrderCommand::CancelOrder(_) => "cancel",
@@ -98,7 +107,7 @@ impl OrderQueue {
             .naming
             .order_action_subject(partition, order_id, action);
         let payload = serde_json::to_vec(command).expect("commands serialize");
-        self.publish_with_retry(subject, format!("{order_id}.{action}"), payload)
+        self.publish_with_retry(subject, format!("{order_id}.{action}"), payload, trace)
             .await
     }
 
@@ -111,7 +120,10 @@ impl OrderQueue {
         subject: String,
         message_id: String,
         payload: Vec<u8>,
+        trace: &MessageTrace,
     ) -> Result<Queued, QueueError> {
+        let mut headers = async_nats::HeaderMap::new();
+        trace.inject(&mut headers);
         let deadline = Instant::now() + self.publish_timeout;
         let mut last_error = String::new();
         let mut pause = Duration::from_millis(25);
@@ -123,6 +135,7 @@ impl OrderQueue {
                     .send_publish(
                         subject.clone(),
                         Publish::build()
+                            .headers(headers.clone())
                             .message_id(message_id.as_str())
                             .payload(payload.clone().into()),
                     )

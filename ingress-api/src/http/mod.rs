@@ -11,6 +11,7 @@ pub mod orders;
 pub mod products;
 pub mod reports;
 pub mod request_metrics;
+pub mod request_trace;
 pub mod users;
 pub mod users_admin;
 pub mod webhooks;
@@ -46,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_metrics::record))
+        // Outside the log line, which reads the trace it starts.
+        .layer(axum::middleware::from_fn(request_trace::start))
         // Outside the log line, so it sees the id: a client's x-request-id is
         // kept, otherwise one is made up, and either is returned.
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(

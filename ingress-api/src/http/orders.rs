@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::Utc;
 use orderflow_core::command::{OrderAction, OrderCommand, PlaceOrder};
 use orderflow_core::domain::{request_hash, OrderLine, OrderStatus, Quantity, Role, Sku};
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{database_unreachable, ApiError, ApiResult, FieldError};
 use crate::http::cursor;
+use crate::http::request_trace::{LoggedOrderId, RequestTrace};
 use crate::json_body::JsonBody;
 use crate::order_records::{self, ListQuery, OrderView};
 use crate::query_params::QueryParams;
@@ -151,6 +152,7 @@ pub async fn place_order(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
+    trace: Option<Extension<RequestTrace>>,
     JsonBody(request): JsonBody<PlaceOrderRequest>,
 ) -> ApiResult<Response> {
     let items = parse_lines(request)?;
@@ -187,7 +189,7 @@ pub async fn place_order(
     };
     let queued = state
         .queue
-        .publish(partition, &order)
+        .publish(partition, &order, &request_trace(trace).0)
         .await
         .map_err(|err| {
             let QueueError::Unavailable(reason) = err;
@@ -256,12 +258,21 @@ fn ensure_same_body(stored: &[u8], hash: &[u8]) -> ApiResult<()> {
 
 fn accepted(order_id: Uuid, status: OrderStatus) -> Response {
     let location = HeaderValue::from_str(&format!("/orders/{order_id}")).expect("a valid header");
-    (
+    let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(OrderAccepted { order_id, status }),
     )
-        .into_response()
+        .into_response();
+    // The request's log line names the order, so a grep by order id finds it.
+    response.extensions_mut().insert(LoggedOrderId(order_id));
+    response
+}
+
+/// The request's trace, or a new one when the request came in without the
+/// tracing middleware (a handler driven directly).
+fn request_trace(trace: Option<Extension<RequestTrace>>) -> RequestTrace {
+    trace.map_or_else(RequestTrace::detached, |Extension(trace)| trace)
 }
 
 /// An order: decided from the database, or `pending` from the queue.
@@ -332,9 +343,11 @@ async fn find_order(state: &AppState, order_id: Uuid) -> ApiResult<Option<OrderV
 pub async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
+    trace: Option<Extension<RequestTrace>>,
     Path(order_id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    settle(&state, user, order_id, Settlement::Cancel).await
+    let trace = request_trace(trace);
+    settle(&state, user, order_id, Settlement::Cancel, &trace).await
 }
 
 /// Fulfil (ship) a confirmed order (staff): on hand and reserved fall at the
@@ -355,10 +368,12 @@ pub async fn cancel_order(
 pub async fn fulfil_order(
     State(state): State<AppState>,
     user: AuthUser,
+    trace: Option<Extension<RequestTrace>>,
     Path(order_id): Path<Uuid>,
 ) -> ApiResult<Response> {
     user.require(Role::Staff)?;
-    settle(&state, user, order_id, Settlement::Fulfil).await
+    let trace = request_trace(trace);
+    settle(&state, user, order_id, Settlement::Fulfil, &trace).await
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -372,6 +387,7 @@ async fn settle(
     user: AuthUser,
     order_id: Uuid,
     settlement: Settlement,
+    trace: &RequestTrace,
 ) -> ApiResult<Response> {
     let order = find_order(state, order_id)
         .await?
@@ -399,7 +415,7 @@ async fn settle(
     };
     state
         .queue
-        .publish_action(order.partition, &command)
+        .publish_action(order.partition, &command, &trace.0)
         .await
         .map_err(queue_unavailable)?;
     Ok(accepted(order_id, order.status))

@@ -1,5 +1,6 @@
 //! Counts and times every request by route template, method and status, and
-//! writes one log line per request with its request id. Neither the line nor
+//! writes one log line per request with its request id, trace id and, for a
+//! command about an order, the order id. Neither the line nor
 //! the metrics carry headers or bodies, so no token or password reaches them.
 
 use std::time::Instant;
@@ -8,6 +9,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use orderflow_core::metric_names;
+
+use super::request_trace::{LoggedOrderId, RequestTrace};
 
 /// The header carrying a request's id: the client's, or one made up here.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -27,7 +30,12 @@ pub async fn record(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let trace_id = request
+        .extensions()
+        .get::<RequestTrace>()
+        .and_then(|t| t.0.trace_id());
     let response = next.run(request).await;
+    let order_id = response.extensions().get::<LoggedOrderId>().map(|o| o.0);
     let status = response.status().as_u16().to_string();
     metrics::counter!(metric_names::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
@@ -39,6 +47,8 @@ pub async fn record(request: Request, next: Next) -> Response {
         status = response.status().as_u16(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         %request_id,
+        trace_id = trace_id.map(tracing::field::display),
+        order_id = order_id.map(tracing::field::display),
         "request"
     );
     metrics::histogram!(metric_names::HTTP_LATENCY, "method" => method, "route" => route)
