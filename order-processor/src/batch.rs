@@ -18,6 +18,7 @@ use orderflow_core::event::{
     StockChanged,
 };
 use orderflow_core::naming::Naming;
+use orderflow_core::trace_context::{MessageTrace, TraceId};
 use sqlx::{PgPool, Postgres, Transaction};
 use tracing::debug;
 use uuid::Uuid;
@@ -31,6 +32,9 @@ use crate::decision::{
 pub struct QueuedCommand {
     pub stream_seq: u64,
     pub command: OrderCommand,
+    /// The trace context and request id the command's message carried; the
+    /// events the command causes carry them on.
+    pub trace: MessageTrace,
 }
 
 /// What a committed batch did.
@@ -38,6 +42,8 @@ pub struct QueuedCommand {
 pub struct BatchReport {
     /// Orders decided by this batch, with their acceptance time and outcome.
     pub decided: Vec<(Uuid, DateTime<Utc>, Result<(), RejectReason>)>,
+    /// The trace id of each order in `decided`, in the same order.
+    pub decided_traces: Vec<Option<TraceId>>,
     /// Orders cancelled by this batch.
     pub cancelled: usize,
     /// Orders fulfilled by this batch.
@@ -138,7 +144,8 @@ pub async fn decide_and_commit(
                     continue;
                 }
                 let outcome = decide_order(&place.items, &mut book);
-                writes.add_placement(naming, partition, queued.stream_seq, place, &outcome, now);
+                writes.add_placement(naming, partition, queued, place, &outcome, now);
+                report.decided_traces.push(queued.trace.trace_id());
                 report.decided.push((
                     place.order_id,
                     place.accepted_at,
@@ -181,7 +188,7 @@ pub async fn decide_and_commit(
                     order.status = OrderStatus::Fulfilled;
                     report.fulfilled += 1;
                 }
-                writes.add_settlement(naming, action, order, now);
+                writes.add_settlement(naming, action, order, &queued.trace, now);
             }
         }
     }
@@ -392,10 +399,20 @@ struct Writes {
     outbox_ids: Vec<Uuid>,
     outbox_subjects: Vec<String>,
     outbox_payloads: Vec<serde_json::Value>,
+    /// The `traceparent` each event carries on, if any.
+    outbox_traceparents: Vec<Option<String>>,
+    /// The request id each event carries on, if any.
+    outbox_request_ids: Vec<Option<String>>,
 }
 
 impl Writes {
-    fn add_event(&mut self, naming: &Naming, event: Event, occurred_at: DateTime<Utc>) {
+    fn add_event(
+        &mut self,
+        naming: &Naming,
+        event: Event,
+        occurred_at: DateTime<Utc>,
+        trace: Option<&MessageTrace>,
+    ) {
         let envelope = EventEnvelope {
             event_id: Uuid::now_v7(),
             occurred_at,
@@ -406,17 +423,25 @@ impl Writes {
         self.outbox_ids.push(envelope.event_id);
         self.outbox_payloads
             .push(serde_json::to_value(&envelope).expect("events serialize"));
+        self.outbox_traceparents
+            .push(trace.and_then(|t| t.context).map(|c| c.to_string()));
+        self.outbox_request_ids.push(
+            trace
+                .and_then(|t| t.request_id.as_ref())
+                .map(|r| r.as_str().to_owned()),
+        );
     }
 
     fn add_placement(
         &mut self,
         naming: &Naming,
         partition: u16,
-        stream_seq: u64,
+        queued: &QueuedCommand,
         command: &PlaceOrder,
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) {
+        let stream_seq = queued.stream_seq;
         let (status, reason) = match outcome {
             Outcome::Confirmed { .. } => (OrderStatus::Confirmed, None),
             Outcome::Rejected(reason) => (OrderStatus::Rejected, Some(reason.as_str())),
@@ -458,7 +483,7 @@ impl Writes {
                 items: command.items.clone(),
             }),
         };
-        self.add_event(naming, event, now);
+        self.add_event(naming, event, now, Some(&queued.trace));
     }
 
     /// A cancellation or fulfilment: the new status, one ledger row per
@@ -468,6 +493,7 @@ impl Writes {
         naming: &Naming,
         action: &OrderAction,
         order: &KnownOrder,
+        trace: &MessageTrace,
         now: DateTime<Utc>,
     ) {
         let cancelled = order.status == OrderStatus::Cancelled;
@@ -497,7 +523,7 @@ impl Writes {
         } else {
             Event::OrderFulfilled(settled)
         };
-        self.add_event(naming, event, now);
+        self.add_event(naming, event, now, Some(trace));
     }
 
     /// One `stock.changed` per product whose levels moved, and `stock.low`
@@ -528,11 +554,13 @@ impl Writes {
                     available,
                 }),
                 now,
+                // A batch's stock change has many causes and no one trace.
+                None,
             );
             if let Some(event) =
                 threshold_crossing(sku, old.available(), available, new.low_stock_threshold)
             {
-                self.add_event(naming, event, now);
+                self.add_event(naming, event, now, None);
             }
         }
     }
@@ -668,12 +696,14 @@ impl Writes {
 
         if !self.outbox_ids.is_empty() {
             sqlx::query(
-                "insert into outbox (event_id, subject, payload)
-                 select * from unnest($1::uuid[], $2::text[], $3::jsonb[])",
+                "insert into outbox (event_id, subject, payload, traceparent, request_id)
+                 select * from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[])",
             )
             .bind(&self.outbox_ids)
             .bind(&self.outbox_subjects)
             .bind(&self.outbox_payloads)
+            .bind(&self.outbox_traceparents)
+            .bind(&self.outbox_request_ids)
             .execute(&mut **tx)
             .await?;
         }

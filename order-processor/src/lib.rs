@@ -8,6 +8,7 @@
 //! - [`worker`]: pull a batch, decide and commit it, ack it.
 //! - [`batch`]: the one transaction per batch: fence, lock, decide, write.
 //! - [`decision`]: the pure rules: queue order, all-or-nothing, allocation.
+//! - [`decision_spans`]: each command's exported span, while OTLP export is on.
 //! - [`outbox`]: publishes committed events to JetStream.
 //! - [`reconciler`]: the ledger drift metric.
 //! - [`queue_depth`]: queue depth and oldest pending age per partition.
@@ -17,6 +18,7 @@ pub mod batch;
 pub mod consumer;
 pub mod coordinator;
 pub mod decision;
+pub mod decision_spans;
 pub mod http;
 pub mod lease;
 pub mod outbox;

@@ -7,6 +7,9 @@
 //! the JetStream message id: a republish after a crash between the ack and the
 //! delete is dropped by the stream's duplicate window, and consumers drop any
 //! later copy by the same id.
+//!
+//! Each event also carries the trace of the command that caused it
+//! (`traceparent`, `x-request-id`), stored with it in the outbox.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,8 @@ use std::future::IntoFuture;
 use anyhow::Context;
 use async_nats::jetstream::{self, context::Publish};
 use orderflow_core::metric_names;
+use orderflow_core::otel;
+use orderflow_core::trace_context::{MessageTrace, RequestId, TraceContext};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -82,24 +87,31 @@ pub async fn relay_once(pool: &PgPool, js: &jetstream::Context) -> anyhow::Resul
     if !leader {
         return Ok(0);
     }
-    let rows: Vec<(i64, Uuid, String, serde_json::Value)> =
-        sqlx::query_as("select id, event_id, subject, payload from outbox order by id limit $1")
-            .bind(RELAY_BATCH)
-            .fetch_all(&mut *tx)
-            .await
-            .context("read the outbox")?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "select id, event_id, subject, payload, traceparent, request_id
+         from outbox order by id limit $1",
+    )
+    .bind(RELAY_BATCH)
+    .fetch_all(&mut *tx)
+    .await
+    .context("read the outbox")?;
     if rows.is_empty() {
         return Ok(0);
     }
     // All publishes go out before any ack is awaited: hundreds in flight,
     // one round trip's wait for the lot.
     let mut pending = Vec::with_capacity(rows.len());
-    for (_, event_id, subject, payload) in &rows {
-        let body = serde_json::to_vec(payload).context("encode event")?;
+    // Open until the acks are in, while spans are exported.
+    let mut spans = Vec::new();
+    for row in &rows {
+        let (event_id, subject) = (&row.event_id, &row.subject);
+        let body = serde_json::to_vec(&row.payload).context("encode event")?;
+        let headers = event_headers(row, &mut spans);
         let ack = js
             .send_publish(
                 subject.clone(),
                 Publish::build()
+                    .headers(headers)
                     .message_id(event_id.to_string())
                     .payload(body.into()),
             )
@@ -110,7 +122,8 @@ pub async fn relay_once(pool: &PgPool, js: &jetstream::Context) -> anyhow::Resul
     for ack in futures::future::join_all(pending.into_iter().map(|ack| ack.into_future())).await {
         ack.context("JetStream did not acknowledge an event")?;
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    drop(spans);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("delete from outbox where id = any($1)")
         .bind(&ids)
         .execute(&mut *tx)
@@ -119,6 +132,53 @@ pub async fn relay_once(pool: &PgPool, js: &jetstream::Context) -> anyhow::Resul
     tx.commit().await.context("commit relay transaction")?;
     metrics::counter!(metric_names::OUTBOX_PUBLISHED).increment(rows.len() as u64);
     Ok(rows.len())
+}
+
+/// One outbox row.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    event_id: Uuid,
+    subject: String,
+    payload: serde_json::Value,
+    /// The context of the command that caused the event, if it had one.
+    traceparent: Option<String>,
+    request_id: Option<String>,
+}
+
+/// The event's `traceparent` (a child of the stored context: the span of
+/// this publish while spans are exported, pushed onto `spans`) and
+/// `x-request-id` headers. An event with no stored context (a batch's stock
+/// change) gets neither a context nor a span.
+fn event_headers(row: &OutboxRow, spans: &mut Vec<tracing::Span>) -> async_nats::HeaderMap {
+    let stored = row
+        .traceparent
+        .as_deref()
+        .and_then(|t| TraceContext::parse(t).ok());
+    let context = stored.map(|parent| {
+        if otel::enabled() {
+            let span = tracing::info_span!(
+                target: otel::SPAN_TARGET,
+                "relay",
+                otel.name = "event.publish",
+                otel.kind = "producer",
+                event_id = %row.event_id,
+                subject = %row.subject,
+            );
+            let context = otel::adopt(&span, Some(&parent));
+            spans.push(span);
+            context
+        } else {
+            parent.child()
+        }
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    MessageTrace {
+        context,
+        request_id: row.request_id.as_deref().and_then(RequestId::parse),
+    }
+    .inject(&mut headers);
+    headers
 }
 
 async fn report_backlog(pool: &PgPool) {

@@ -9,6 +9,8 @@ use futures::{FutureExt, StreamExt};
 use orderflow_core::command::OrderCommand;
 use orderflow_core::metric_names;
 use orderflow_core::naming::Naming;
+use orderflow_core::otel;
+use orderflow_core::trace_context::{Aligned, MessageTrace};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -112,10 +114,18 @@ impl Worker {
         if orders.is_empty() {
             return Ok(());
         }
+        // Only while spans are exported: otherwise a batch makes no span per
+        // order, and each order's context passes on unchanged.
+        let spans = if otel::enabled() {
+            crate::decision_spans::open(self.partition, &mut orders)
+        } else {
+            Default::default()
+        };
 
         let started = Instant::now();
         let report = self.commit_with_retry(&orders, &decodable, stop).await?;
         let commit_time = started.elapsed();
+        crate::decision_spans::close(spans, &report);
 
         // Acks go out only after the commit. An ack lost now means a
         // redelivery, which the decided-order check turns into a no-op.
@@ -204,6 +214,7 @@ impl Worker {
             events = report.events,
             commit_ms = commit_time.as_secs_f64() * 1000.0,
             order_ids = ?report.decided.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            trace_ids = %Aligned(&report.decided_traces),
             "batch committed"
         );
     }
@@ -218,6 +229,7 @@ fn decode(message: &jetstream::Message) -> Result<QueuedCommand, String> {
         Ok(command) => Ok(QueuedCommand {
             stream_seq,
             command,
+            trace: MessageTrace::from_headers(message.headers.as_ref()),
         }),
         Err(err) => Err(format!("not an order command: {err}")),
     }
