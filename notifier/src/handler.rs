@@ -18,12 +18,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use orderflow_core::event::EventEnvelope;
 use orderflow_core::metric_names;
+use orderflow_core::trace_context::MessageTrace;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::instrument;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use crate::alerts;
 use crate::channel::{Channel, Channels, DeliveryError};
 use crate::deliveries::{self, Attempt, Outcome, RetryPolicy};
+use crate::event_trace;
 use crate::inbox;
 use crate::webhooks;
 
@@ -98,6 +100,9 @@ enum Settlement {
 struct Decoded {
     message: jetstream::Message,
     envelope: EventEnvelope,
+    /// The trace context and request id the message carried; while spans are
+    /// exported, the context of this event's span instead.
+    trace: MessageTrace,
 }
 
 /// Handles batches; cheap to clone.
@@ -145,11 +150,17 @@ impl Handler {
         &self,
         messages: Vec<jetstream::Message>,
     ) -> Result<BatchReport, BatchError> {
+        let started = Instant::now();
         let mut report = BatchReport::default();
-        let decoded = self.decode(messages, &mut report).await;
+        let mut decoded = self.decode(messages, &mut report).await;
         if decoded.is_empty() {
             return Ok(report);
         }
+        // Open until the batch is done, while spans are exported.
+        let _spans: Vec<_> = decoded
+            .iter_mut()
+            .filter_map(|d| event_trace::open_span(&d.envelope, &mut d.trace))
+            .collect();
 
         let fresh = match self.record(&decoded).await {
             Ok(fresh) => fresh,
@@ -188,6 +199,11 @@ impl Handler {
                 "could not record delivery outcomes; the rows stay pending"
             );
         }
+        event_trace::log_batch(
+            decoded.iter().map(|d| (&d.envelope, &d.trace)),
+            &report,
+            started.elapsed(),
+        );
         Ok(report)
     }
 
@@ -200,7 +216,14 @@ impl Handler {
         let mut decoded = Vec::with_capacity(messages.len());
         for message in messages {
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
-                Ok(envelope) => decoded.push(Decoded { message, envelope }),
+                Ok(envelope) => {
+                    let trace = MessageTrace::from_headers(message.headers.as_ref());
+                    decoded.push(Decoded {
+                        message,
+                        envelope,
+                        trace,
+                    })
+                }
                 Err(_) if newer_event_type(&message.payload).is_some() => {
                     // A well-formed event of a type a newer producer added
                     // (during a rolling upgrade, say). Terminating it would
@@ -253,6 +276,7 @@ impl Handler {
             .map_err(step("record events in the inbox"))?;
 
         let mut fresh = Vec::with_capacity(new_ids.len());
+        let mut fresh_traces = Vec::with_capacity(new_ids.len());
         for d in firsts {
             if !new_ids.contains(&d.envelope.event_id) {
                 continue;
@@ -263,6 +287,7 @@ impl Handler {
             let channels: Vec<Arc<dyn Channel>> =
                 self.channels.wanting(&d.envelope).cloned().collect();
             fresh.push((&d.envelope, channels));
+            fresh_traces.push(d.trace.context);
         }
 
         let planned: Vec<(&EventEnvelope, &'static str)> = fresh
@@ -275,7 +300,7 @@ impl Handler {
         // In the same transaction as the inbox: a redelivered event is not
         // new, so it can never yield a second webhook delivery.
         let new_events: Vec<&EventEnvelope> = fresh.iter().map(|(envelope, _)| *envelope).collect();
-        let webhook_deliveries = webhooks::enqueue(&mut tx, &new_events)
+        let webhook_deliveries = webhooks::enqueue(&mut tx, &new_events, &fresh_traces)
             .await
             .map_err(step("record webhook deliveries"))?;
         tx.commit().await.map_err(step("commit"))?;

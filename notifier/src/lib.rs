@@ -15,6 +15,8 @@
 //! - [`webhooks`]: webhook deliveries, recorded in the batch transaction and
 //!   sent by a dispatcher running beside the consumer, with retries, per-key
 //!   order, dead letters and signatures.
+//! - [`event_trace`]: each event's trace context: spans, the batch log line,
+//!   the `traceparent` of webhook requests.
 //! - [`http`]: `/metrics` and `/healthz`.
 //! - [`redelivery`]: retries channel deliveries that failed for now or were
 //!   cut short by a crash.
@@ -27,6 +29,7 @@ pub mod channel;
 pub mod consumer;
 pub mod deliveries;
 pub mod email;
+pub mod event_trace;
 pub mod handler;
 pub mod http;
 pub mod inbox;

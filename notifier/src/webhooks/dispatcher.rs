@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use orderflow_core::metric_names;
+use orderflow_core::trace_context::TRACEPARENT;
 use rand::Rng;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -44,6 +45,8 @@ struct Leased {
     attempts: i32,
     url: String,
     secret: String,
+    /// The context the event's handling passed on, if it carried one.
+    traceparent: Option<String>,
 }
 
 /// What one attempt came to.
@@ -169,7 +172,8 @@ impl Dispatcher {
              set leased_until = now() + make_interval(secs => $2)
              from due, webhooks w
              where d.id = due.id and w.id = d.webhook_id
-             returning d.id, d.event_id, d.event_type, d.payload, d.attempts, w.url, w.secret",
+             returning d.id, d.event_id, d.event_type, d.payload, d.attempts, w.url, w.secret,
+                       d.traceparent",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(self.config.effective_lease().as_secs_f64())
@@ -220,10 +224,15 @@ impl Dispatcher {
         let body = serde_json::to_vec(&delivery.payload).expect("JSON always serializes");
         let timestamp = chrono::Utc::now().timestamp();
         let signature = signature::sign(&delivery.secret, timestamp, &body);
+        // Receivers that trace can join the order's trace.
+        let (traceparent, _span) =
+            crate::event_trace::webhook_context(delivery.traceparent.as_deref(), delivery.event_id);
+        let mut request = self.client.post(&delivery.url);
+        if let Some(traceparent) = traceparent {
+            request = request.header(TRACEPARENT, traceparent);
+        }
         let started = Instant::now();
-        let sent = self
-            .client
-            .post(&delivery.url)
+        let sent = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(headers::EVENT_ID, delivery.event_id.to_string())
             .header(headers::EVENT_TYPE, &delivery.event_type)

@@ -15,6 +15,7 @@ pub mod signature;
 use std::time::Duration;
 
 use orderflow_core::event::{Event, EventEnvelope};
+use orderflow_core::trace_context::TraceContext;
 use sqlx::PgConnection;
 
 /// The `channel` label of webhook deliveries in
@@ -148,10 +149,12 @@ pub fn ordering_key(event: &Event) -> String {
 /// type), in one statement, inside the caller's batch transaction. `events`
 /// are the batch's new events in stream order; rows get ascending ids in
 /// that order, which is the order the dispatcher keeps per endpoint and key.
-/// Answers how many deliveries were recorded.
+/// Answers how many deliveries were recorded. `traces` (aligned with
+/// `events`) are the contexts each event's requests continue.
 pub async fn enqueue(
     conn: &mut PgConnection,
     events: &[&EventEnvelope],
+    traces: &[Option<TraceContext>],
 ) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
         return Ok(0);
@@ -160,6 +163,9 @@ pub async fn enqueue(
     let mut types = Vec::with_capacity(events.len());
     let mut keys = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
+    let traceparents: Vec<Option<String>> = (0..events.len())
+        .map(|i| traces.get(i).copied().flatten().map(|c| c.to_string()))
+        .collect();
     for envelope in events {
         ids.push(envelope.event_id);
         types.push(envelope.event.kind());
@@ -168,10 +174,11 @@ pub async fn enqueue(
         payloads.push(serde_json::to_string(envelope).expect("an envelope always serializes"));
     }
     let inserted = sqlx::query(
-        "insert into webhook_deliveries (webhook_id, event_id, event_type, ordering_key, payload)
-         select w.id, e.event_id, e.event_type, e.ordering_key, e.payload::jsonb
-         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-             with ordinality as e(event_id, event_type, ordering_key, payload, n)
+        "insert into webhook_deliveries (webhook_id, event_id, event_type, ordering_key, payload,
+                                         traceparent)
+         select w.id, e.event_id, e.event_type, e.ordering_key, e.payload::jsonb, e.traceparent
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+             with ordinality as e(event_id, event_type, ordering_key, payload, traceparent, n)
          join webhooks w on w.active and (e.event_type = any (w.events) or '*' = any (w.events))
          order by e.n, w.id
          on conflict on constraint webhook_deliveries_webhook_event_key do nothing",
@@ -180,6 +187,7 @@ pub async fn enqueue(
     .bind(&types)
     .bind(&keys)
     .bind(&payloads)
+    .bind(&traceparents)
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected())
