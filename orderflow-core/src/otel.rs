@@ -282,3 +282,24 @@ pub fn adopt(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContex
         None => TraceContext::new_root(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_export_a_hop_passes_on_a_child_of_its_parent_or_a_new_trace() {
+        let parent =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        let passed = adopt(&tracing::Span::none(), Some(&parent));
+        assert_eq!(passed.trace_id, parent.trace_id);
+        assert_eq!(
+            passed.flags, parent.flags,
+            "an unsampled trace stays unsampled"
+        );
+        assert_ne!(passed.parent_id, parent.parent_id);
+        let root = adopt(&tracing::Span::none(), None);
+        assert_ne!(root.trace_id, parent.trace_id);
+        assert!(root.sampled());
+    }
+}
