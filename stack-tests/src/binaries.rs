@@ -77,6 +77,33 @@ fn cargo() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
+/// Whether cargo or nextest set `name` for the test process, describing
+/// this package and this run rather than the build the developer asked
+/// for. Build scripts (ring's, for one) declare variables such as
+/// `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR` with `rerun-if-env-changed`,
+/// so passing them on to the nested cargo would make it rebuild half the
+/// dependency tree, and the next ordinary build rebuild it back. The
+/// variables that configure cargo (`CARGO_HOME`, `CARGO_TARGET_DIR`,
+/// `CARGO_PROFILE_*`, ...) are kept.
+fn is_test_runner_variable(name: &str) -> bool {
+    name == "CARGO"
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
+        || name.starts_with("NEXTEST")
+        || name.starts_with("__NEXTEST")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
+}
+
 /// One line of `cargo build --message-format=json`; only artifacts matter.
 #[derive(Debug, Deserialize)]
 struct CargoMessage {
@@ -105,6 +132,11 @@ fn build() -> anyhow::Result<Binaries> {
         .map_err(|(_, errno)| anyhow!("lock {}: {errno}", lock_path.display()))?;
 
     let mut command = Command::new(cargo());
+    for (name, _) in std::env::vars_os() {
+        if is_test_runner_variable(&name.to_string_lossy()) {
+            command.env_remove(name);
+        }
+    }
     command
         .current_dir(crate::repo_root())
         .args([
@@ -176,5 +208,25 @@ mod tests {
             "ci"
         );
         assert!(profile_of(Path::new("/usr/bin/prometheus")).is_err());
+    }
+
+    #[test]
+    fn what_the_test_runner_set_is_not_passed_on_and_cargo_settings_are() {
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "NEXTEST_RUN_ID",
+            "OUT_DIR",
+        ] {
+            assert!(is_test_runner_variable(name), "{name}");
+        }
+        for name in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_PROFILE_DEV_DEBUG",
+            "RUSTFLAGS",
+        ] {
+            assert!(!is_test_runner_variable(name), "{name}");
+        }
     }
 }
