@@ -10,6 +10,7 @@
 //! - [`decision`]: the pure rules: queue order, all-or-nothing, allocation.
 //! - [`outbox`]: publishes committed events to JetStream.
 //! - [`reconciler`]: the ledger drift metric.
+//! - [`gauge_owner`]: which replica exports the replica-wide gauges.
 //! - [`queue_depth`]: queue depth and oldest pending age per partition.
 //! - [`stock_gauges`]: low-stock count and units available per location.
 //! - [`known_series`]: counters exported at zero from the start.
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod consumer;
 pub mod coordinator;
 pub mod decision;
+pub mod gauge_owner;
 pub mod http;
 pub mod known_series;
 pub mod lease;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::coordinator::OwnedPartitions;
+use crate::gauge_owner::{GaugeOwner, Turn};
 
 /// How often the figures are refreshed.
 pub const INTERVAL: Duration = Duration::from_secs(5);
@@ -24,6 +25,8 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut owner = GaugeOwner::new(owned);
+    let mut exported: Option<StockFigures> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -31,12 +34,26 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if !owned.lock().expect("owned partitions lock").contains(&0) {
-            continue;
+        match owner.turn() {
+            Turn::Export => match measure(&pool).await {
+                Ok(figures) => exported = Some(figures),
+                Err(err) => warn!(%err, "could not measure stock for the metrics; will retry"),
+            },
+            Turn::Resign => {
+                if let Some(figures) = exported.take() {
+                    zero(&figures);
+                }
+            }
+            Turn::Idle => {}
         }
-        if let Err(err) = measure(&pool).await {
-            warn!(%err, "could not measure stock for the metrics; will retry");
-        }
+    }
+}
+
+/// Sets every gauge `figures` exported to 0.
+fn zero(figures: &StockFigures) {
+    metrics::gauge!(metric_names::LOW_STOCK_PRODUCTS).set(0.0);
+    for (location, _) in &figures.available_by_location {
+        metrics::gauge!(metric_names::STOCK_AVAILABLE, "location" => location.clone()).set(0.0);
     }
 }
 
