@@ -114,6 +114,21 @@ fn every_alert_holds_a_while_has_a_severity_annotations_and_a_runbook_anchor() {
 }
 
 #[test]
+fn every_alert_has_its_runbook_in_the_readme() {
+    let readme = std::fs::read_to_string(path("README.md")).expect("read README.md");
+    let headings: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("### Alert: "))
+        .collect();
+    for name in alert_rules().keys() {
+        assert!(
+            headings.contains(&name.as_str()),
+            "README.md has no runbook heading `### Alert: {name}`"
+        );
+    }
+}
+
+#[test]
 fn every_alert_is_unit_tested_both_firing_and_silent() {
     let rules = alert_rules();
     let tests = yaml("deploy/prometheus/alerts.test.yml");
