@@ -24,6 +24,17 @@ cargo build --release --locked --bins -p ingress-api -p order-processor -p notif
 mkdir -p .run
 scripts/stop-stack.sh --quiet || true
 
+# A port taken by something else would make a service exit while the
+# readiness checks below answered from the other process.
+port_in_use() { local addr=$1; (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; }
+for addr in "$ORDERFLOW_HTTP_ADDR" "${PROCESSOR_METRICS_ADDR:-127.0.0.1:9091}" \
+  "${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}"; do
+  if port_in_use "$addr"; then
+    echo "$addr is already in use (another orderflow stack?); stop it or choose other addresses" >&2
+    exit 1
+  fi
+done
+
 start() {
   local name=$1; shift
   env "$@" "target/release/$name" >".run/$name.log" 2>&1 &
@@ -57,7 +68,9 @@ wait_for "http://${NOTIFIER_METRICS_ADDR:-127.0.0.1:9092}/healthz" notifier
 # (deploy/prometheus/prometheus.yml), pointed at the loopback addresses.
 PROMETHEUS_ADDR="${PROMETHEUS_ADDR:-127.0.0.1:9090}"
 prometheus_line="  prometheus   not installed (scripts/dev-services.sh installs it)"
-if command -v prometheus >/dev/null 2>&1; then
+if command -v prometheus >/dev/null 2>&1 && port_in_use "$PROMETHEUS_ADDR"; then
+  prometheus_line="  prometheus   not started: $PROMETHEUS_ADDR is in use"
+elif command -v prometheus >/dev/null 2>&1; then
   mkdir -p .run/prometheus
   cat >.run/prometheus/prometheus.yml <<YAML
 global:
