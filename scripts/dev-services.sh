@@ -2,7 +2,9 @@
 # Finds, or installs and starts, the PostgreSQL and NATS (JetStream) that
 # orderflow and its tests use on this machine: PostgreSQL on 127.0.0.1:5432
 # (user postgres, password postgres) and nats-server with JetStream on
-# 127.0.0.1:4222. Safe to run any number of times.
+# 127.0.0.1:4222. Also installs prometheus and promtool, which the
+# monitoring tests run themselves (nothing is started for them). Safe to run
+# any number of times.
 set -euo pipefail
 
 PG_PORT=5432
@@ -75,6 +77,30 @@ ensure_nats() {
   log "NATS ready on 127.0.0.1:$NATS_PORT"
 }
 
+# The tests start their own Prometheus on a free port; the package's own
+# service (on :9090, with the system configuration) is not wanted, so
+# policy-rc.d tells the package scripts not to start it while installing.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+    return 0
+  fi
+  local policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    apt_install --no-install-recommends prometheus
+  else
+    printf '#!/bin/sh\n# Installing without starting services (scripts/dev-services.sh).\nexit 101\n' \
+      | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    apt_install --no-install-recommends prometheus || { as_root rm -f "$policy"; return 1; }
+    as_root rm -f "$policy"
+  fi
+  # Nor at the next boot, where systemd would start the enabled unit.
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable prometheus >/dev/null 2>&1 || true
+  fi
+  log "prometheus and promtool installed"
+}
+
 ensure_database() {
   local name=$1
   if [ "$(PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
@@ -86,6 +112,7 @@ ensure_database() {
 
 ensure_postgres
 ensure_nats
+ensure_prometheus
 if [ "${1:-}" = "--database" ] && [ -n "${2:-}" ]; then
   ensure_database "$2"
 fi

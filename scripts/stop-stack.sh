@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Stops the services scripts/start-stack.sh started (SIGTERM, so each finishes
-# the work in hand). PostgreSQL and NATS are left running.
+# the work in hand), and its Prometheus. PostgreSQL and NATS are left running.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 quiet=${1:-}
-for name in ingress-api order-processor notifier; do
+for name in ingress-api order-processor notifier prometheus; do
   pid_file=".run/$name.pid"
   [ -f "$pid_file" ] || continue
   pid=$(cat "$pid_file")

@@ -38,6 +38,7 @@ impl Application {
     /// in the background as soon as it is up, and orders are taken meanwhile.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let _ = telemetry::prometheus();
+        export_known_series();
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("bind {}", settings.http_addr))?;
@@ -178,4 +179,13 @@ async fn prepare_database(
 /// Builds and serves until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     Application::build(settings, shutdown).await?.serve().await
+}
+
+/// Exports the order counters at zero from the start: a series that appears
+/// only on its first increment loses that increment to `rate()`.
+fn export_known_series() {
+    use orderflow_core::metric_names;
+    metrics::counter!(metric_names::ORDERS_ACCEPTED).increment(0);
+    metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(0);
+    metrics::gauge!(metric_names::LIVE_CONNECTIONS).increment(0.0);
 }

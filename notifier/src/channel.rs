@@ -87,6 +87,11 @@ impl Channels {
         self.channels.iter().find(|c| c.name() == name)
     }
 
+    /// The names of the registered channels.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.channels.iter().map(|c| c.name())
+    }
+
     /// The channels that want `event`.
     pub fn wanting<'a>(
         &'a self,

@@ -65,6 +65,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Delivered, Outcome::Failed, Outcome::Dead];
+
     /// The value stored in `notification_deliveries.outcome` and used as the
     /// `outcome` metric label.
     pub fn as_str(self) -> &'static str {

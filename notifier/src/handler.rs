@@ -243,7 +243,7 @@ impl Handler {
                         error = %err,
                         "terminating an undecodable message"
                     );
-                    metrics::counter!(metric_names::POISON_MESSAGES, "reason" => "undecodable")
+                    metrics::counter!(metric_names::POISON_MESSAGES, "stream" => "events")
                         .increment(1);
                     settle(&message, Settlement::Terminate).await;
                 }

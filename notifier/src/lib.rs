@@ -33,6 +33,7 @@ pub mod event_trace;
 pub mod handler;
 pub mod http;
 pub mod inbox;
+pub mod known_series;
 pub mod redelivery;
 pub mod retry;
 pub mod webhooks;
@@ -216,6 +217,7 @@ async fn consume(
             consumer = naming.notifier_consumer(),
             "notifier consuming events"
         );
+        known_series::export(&channels);
         let wake = Arc::new(Notify::new());
         let handler = Handler::new(pool.clone(), channels.clone())
             .with_webhook_wake(wake.clone())

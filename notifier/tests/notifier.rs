@@ -163,10 +163,19 @@ async fn an_undecodable_message_is_terminated_and_does_not_block_the_events_afte
         .unwrap();
     assert_eq!(recorded, 1, "only the valid event is recorded");
     let metrics = orderflow_core::telemetry::prometheus().render();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with(metric_names::POISON_MESSAGES) && l.contains("undecodable")),
+    let counted = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                r#"{}{{stream="events"}}"#,
+                metric_names::POISON_MESSAGES
+            ))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(
+        counted,
+        Some(1.0),
         "the poison message is counted:\n{metrics}"
     );
 }

@@ -11,7 +11,10 @@
 //! - [`decision_spans`]: each command's exported span, while OTLP export is on.
 //! - [`outbox`]: publishes committed events to JetStream.
 //! - [`reconciler`]: the ledger drift metric.
+//! - [`gauge_owner`]: which replica exports the replica-wide gauges.
 //! - [`queue_depth`]: queue depth and oldest pending age per partition.
+//! - [`stock_gauges`]: low-stock count and units available per location.
+//! - [`known_series`]: counters exported at zero from the start.
 //! - [`http`]: `/metrics` and `/healthz`.
 
 pub mod batch;
@@ -19,11 +22,14 @@ pub mod consumer;
 pub mod coordinator;
 pub mod decision;
 pub mod decision_spans;
+pub mod gauge_owner;
 pub mod http;
+pub mod known_series;
 pub mod lease;
 pub mod outbox;
 pub mod queue_depth;
 pub mod reconciler;
+pub mod stock_gauges;
 pub mod worker;
 
 use std::collections::BTreeSet;
@@ -73,6 +79,7 @@ impl Processor {
         .await
         .context("bind the metrics address")?;
         let metrics_addr = listener.local_addr()?;
+        known_series::export();
         let tasks = TaskTracker::new();
         tasks.spawn(http::serve(listener, shutdown.clone()));
 
@@ -119,6 +126,12 @@ impl Processor {
             settings.partitions,
             owned.clone(),
             queue_depth::INTERVAL,
+            shutdown.clone(),
+        ));
+        tasks.spawn(stock_gauges::run(
+            pool.clone(),
+            owned.clone(),
+            stock_gauges::INTERVAL,
             shutdown.clone(),
         ));
         tasks.spawn(reconciler::run(

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::coordinator::OwnedPartitions;
+use crate::gauge_owner::{GaugeOwner, Turn};
 
 /// How often the figures are refreshed.
 pub const INTERVAL: Duration = Duration::from_secs(5);
@@ -27,6 +28,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut owner = GaugeOwner::new(owned);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -34,11 +36,21 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if !owned.lock().expect("owned partitions lock").contains(&0) {
-            continue;
-        }
-        for partition in 0..partitions {
-            measure(&orders, &naming, partition).await;
+        match owner.turn() {
+            Turn::Export => {
+                for partition in 0..partitions {
+                    measure(&orders, &naming, partition).await;
+                }
+            }
+            Turn::Resign => {
+                for partition in 0..partitions {
+                    let label = partition.to_string();
+                    metrics::gauge!(metric_names::QUEUE_DEPTH, "partition" => label.clone())
+                        .set(0.0);
+                    metrics::gauge!(metric_names::QUEUE_OLDEST_AGE, "partition" => label).set(0.0);
+                }
+            }
+            Turn::Idle => {}
         }
     }
 }

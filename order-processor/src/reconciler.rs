@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::coordinator::OwnedPartitions;
+use crate::gauge_owner::{GaugeOwner, Turn};
 
 pub async fn run(
     pool: PgPool,
@@ -18,6 +19,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut owner = GaugeOwner::new(owned);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -25,9 +27,16 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let leader = owned.lock().expect("owned partitions lock").contains(&0);
-        if !leader {
-            continue;
+        match owner.turn() {
+            Turn::Export => {}
+            // The new owner reports the drift it finds. The last
+            // reconciliation's timestamp stays: it is true, and `max` over
+            // replicas picks the new owner's newer one.
+            Turn::Resign => {
+                metrics::gauge!(metric_names::LEDGER_DRIFT).set(0.0);
+                continue;
+            }
+            Turn::Idle => continue,
         }
         match reconcile(&pool).await {
             Ok(report) => {

@@ -217,6 +217,13 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, for metrics that export each one from the start.
+    pub const ALL: [RejectReason; 3] = [
+        RejectReason::InsufficientStock,
+        RejectReason::UnknownSku,
+        RejectReason::ProductArchived,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::InsufficientStock => "insufficient_stock",

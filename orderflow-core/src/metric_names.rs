@@ -13,7 +13,8 @@ pub const DECISION_LATENCY: &str = "orderflow_decision_latency_seconds";
 pub const BATCH_SIZE: &str = "orderflow_batch_size";
 /// Histogram: seconds to decide and commit one batch.
 pub const BATCH_COMMIT: &str = "orderflow_batch_commit_seconds";
-/// Counter, label `reason`: messages terminated as undecodable.
+/// Counter, label `stream` (`orders`, `events`): messages terminated as
+/// undecodable.
 pub const POISON_MESSAGES: &str = "orderflow_poison_messages_total";
 /// Gauge, label `partition`: 1 when this replica holds the partition.
 pub const PARTITION_OWNED: &str = "orderflow_partition_owned";
@@ -47,3 +48,16 @@ pub const QUEUE_DEPTH: &str = "orderflow_queue_depth";
 /// Gauge, label `partition`: seconds the oldest undecided order has waited;
 /// 0 when none waits.
 pub const QUEUE_OLDEST_AGE: &str = "orderflow_queue_oldest_pending_age_seconds";
+/// Gauge: active products whose available units are at or below their
+/// low-stock threshold; exported by the processor that owns partition 0.
+pub const LOW_STOCK_PRODUCTS: &str = "orderflow_low_stock_products";
+/// Gauge, label `location`: units available (on hand minus reserved) of
+/// active products at each active location; exported by the processor that
+/// owns partition 0.
+pub const STOCK_AVAILABLE: &str = "orderflow_stock_available_units";
+/// Gauge: webhook deliveries waiting to be sent or retried.
+pub const WEBHOOK_BACKLOG: &str = "orderflow_webhook_backlog";
+/// Gauge: dead webhook deliveries waiting for a replay.
+pub const WEBHOOK_DEAD_LETTERS: &str = "orderflow_webhook_dead_letters";
+/// Histogram: seconds one webhook request took.
+pub const WEBHOOK_REQUEST_DURATION: &str = "orderflow_webhook_request_duration_seconds";

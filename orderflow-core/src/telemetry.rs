@@ -65,6 +65,9 @@ pub fn prometheus() -> PrometheusHandle {
             let commit = [
                 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ];
+            let webhook = [
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(metric_names::DECISION_LATENCY.into()),
@@ -86,6 +89,14 @@ pub fn prometheus() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(metric_names::BATCH_COMMIT.into()),
                         &commit,
+                    )
+                })
+                .and_then(|b| {
+                    // A webhook answers in milliseconds or hangs until the
+                    // delivery timeout (10 s by default).
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric_names::WEBHOOK_REQUEST_DURATION.into()),
+                        &webhook,
                     )
                 })
                 .expect("bucket lists are non-empty")

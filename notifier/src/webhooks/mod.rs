@@ -23,13 +23,13 @@ use sqlx::PgConnection;
 pub const CHANNEL: &str = "webhook";
 
 /// Gauge: webhook deliveries waiting to be delivered (state `pending`).
-pub const BACKLOG_METRIC: &str = "orderflow_webhook_backlog";
+pub const BACKLOG_METRIC: &str = orderflow_core::metric_names::WEBHOOK_BACKLOG;
 
 /// Gauge: webhook deliveries that gave up (state `dead`) and await a replay.
-pub const DEAD_LETTERS_METRIC: &str = "orderflow_webhook_dead_letters";
+pub const DEAD_LETTERS_METRIC: &str = orderflow_core::metric_names::WEBHOOK_DEAD_LETTERS;
 
 /// Histogram: seconds from a request's start to its answer or timeout.
-pub const REQUEST_DURATION_METRIC: &str = "orderflow_webhook_request_duration_seconds";
+pub const REQUEST_DURATION_METRIC: &str = orderflow_core::metric_names::WEBHOOK_REQUEST_DURATION;
 
 /// Request headers, named once for the dispatcher, the docs and receivers.
 pub mod headers {
