@@ -28,9 +28,13 @@ measured from that scheduled time, so a stalled server cannot hide its stall (no
 Closed loop (no --rate): --connections workers each place their next order as soon as the previous \
 one is answered, which finds the maximum rate; latency is then measured from the actual send.
 
-`send to decision` is the time from an order's scheduled send to the decided_at the database holds \
-for it (the start of the transaction that decided it, on the database's clock; run loadgen on the \
-database's machine or with synchronised clocks).
+`send to decision` runs from an order's scheduled send until its decision could be known: for the stack, \
+when its order.confirmed or order.rejected event reaches loadgen's NATS subscription (published after \
+the commit); for the baseline, when its answer arrives (sent after the commit). `send to decided_at` \
+runs to the decided_at the database holds, on the database's clock (run loadgen on the database's \
+machine or with synchronised clocks): for the stack the start of the batch transaction, before its \
+locks and commit, so it reads low. Throughput counts accepted orders from the first scheduled send \
+to the last answer (accepted/s) and to the last decided_at (decided/s).
 
 Exit status: 0 when every invariant holds, 1 when any invariant is broken (the failed checks are \
 printed), 2 when the run could not be made (stack unreachable, bad arguments, nothing accepted).";
@@ -84,6 +88,12 @@ pub struct Target {
         default_value = "postgres://postgres:postgres@127.0.0.1:5432/orderflow"
     )]
     pub database_url: String,
+    /// NATS, where `run` watches the decision events to time each decision.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// The stack's ORDERFLOW_NAMESPACE (prefix of its subjects), empty for none.
+    #[arg(long, env = "ORDERFLOW_NAMESPACE", default_value = "")]
+    pub namespace: String,
     /// An admin (or manager) account, to create products and receive stock.
     #[arg(
         long,
@@ -275,8 +285,9 @@ pub struct BaselineOptions {
     /// Where the baseline's POST /orders listens (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub baseline_addr: SocketAddr,
-    /// Database connections of the baseline's pool: at most this many order transactions at once.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Database connections of the baseline's pool: at most this many order transactions at once
+    /// (a typical API pool; the hot product's orders queue on its row lock whatever the size).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub baseline_pool: u32,
 }
 

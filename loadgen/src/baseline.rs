@@ -184,11 +184,12 @@ async fn place(
         Outcome::Rejected(reason) => ("rejected", Some(reason.as_str())),
     };
     // Never queued, so no partition or stream sequence of its own: partition
-    // 0 and no sequence, decided at once.
+    // 0 and no sequence. decided_at is the clock now, once the locks were
+    // granted and the order decided, not the transaction's start.
     sqlx::query(
         "insert into orders (id, customer_id, status, reason, request_hash, partition,
                              created_at, decided_at)
-         values ($1, $2, $3, $4, $5, 0, now(), now())",
+         values ($1, $2, $3, $4, $5, 0, now(), clock_timestamp())",
     )
     .bind(order_id)
     .bind(customer_id)

@@ -46,13 +46,17 @@ pub struct Accepted {
     /// When the order was scheduled (open loop) or sent (closed loop), from
     /// the start of the run.
     pub due: Duration,
+    /// When its answer arrived, from the start of the run.
+    pub answered: Duration,
 }
 
 /// What the driver saw.
 #[derive(Debug)]
 pub struct Driven {
-    /// The moment order 0 was due, as a Unix time in seconds: the origin that
-    /// `Accepted::due` and the database's `decided_at` are compared against.
+    /// The moment order 0 was due: the origin of `Accepted::due`.
+    pub origin: Instant,
+    /// The same moment as a Unix time in seconds, to compare with the
+    /// database's timestamps.
     pub started_at_unix: f64,
     pub sent: u64,
     pub accepted: Vec<Accepted>,
@@ -81,7 +85,7 @@ pub async fn drive(load: Load, mode: Loop, limit: Limit) -> Driven {
         .unwrap_or_default()
         .as_secs_f64();
     let open = matches!(mode, Loop::Open { .. });
-    let collector = tokio::spawn(collect(received, open));
+    let collector = tokio::spawn(collect(received, open, start));
     match mode {
         Loop::Open {
             rate,
@@ -246,8 +250,13 @@ fn status_name(status: u16) -> &'static str {
     }
 }
 
-async fn collect(mut received: mpsc::UnboundedReceiver<Answer>, open: bool) -> Driven {
+async fn collect(
+    mut received: mpsc::UnboundedReceiver<Answer>,
+    open: bool,
+    origin: Instant,
+) -> Driven {
     let mut driven = Driven {
+        origin,
         started_at_unix: 0.0,
         sent: 0,
         accepted: Vec::new(),
@@ -270,6 +279,7 @@ async fn collect(mut received: mpsc::UnboundedReceiver<Answer>, open: bool) -> D
                 driven.accepted.push(Accepted {
                     order_id,
                     due: answer.due,
+                    answered: answer.answered,
                 });
             }
             Err(kind) => *driven.failed.entry(kind.to_owned()).or_default() += 1,

@@ -50,7 +50,7 @@ pub struct Decisions {
     pub confirmed: u64,
     pub rejected: BTreeMap<String, u64>,
     /// From each order's due time to its `decided_at`.
-    pub send_to_decision: LatencyHistogram,
+    pub send_to_decided_at: LatencyHistogram,
     /// The latest `decided_at`, Unix seconds.
     pub last_decided_unix: Option<f64>,
 }
@@ -156,7 +156,7 @@ impl RunOrders {
                 decisions.confirmed += 1;
             }
             decisions
-                .send_to_decision
+                .send_to_decided_at
                 .record(Duration::from_secs_f64((decided_at - due_at).max(0.0)));
             decisions.last_decided_unix = Some(
                 decisions
@@ -296,7 +296,7 @@ impl RunOrders {
             "reserved equals confirmed units",
             mismatched.is_empty() && products.len() == fixture.product_ids.len(),
             format!(
-                "{reserved_total} units reserved, {confirmed_total} confirmed over {} products{}",
+                "{reserved_total} units reserved, {confirmed_total} confirmed over {} product(s){}",
                 products.len(),
                 first_few(&mismatched)
             ),

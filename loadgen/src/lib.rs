@@ -11,6 +11,7 @@
 //! - [`schedule`]: when each order is due in an open-loop run.
 //! - [`driver`]: places the orders, open loop or closed loop.
 //! - [`baseline`]: the per-order locking design, served in-process.
+//! - [`events`]: when the stack's decision events arrive.
 //! - [`invariants`]: waits for the decisions and checks the invariants.
 //! - [`report`]: histograms, the report, the table.
 
@@ -18,6 +19,7 @@ pub mod args;
 pub mod baseline;
 pub mod demand;
 pub mod driver;
+pub mod events;
 pub mod invariants;
 pub mod report;
 pub mod schedule;
@@ -35,9 +37,14 @@ use crate::args::{Command, Limit, Loop, RunArgs, Shape};
 use crate::baseline::BaselineServer;
 use crate::demand::Demand;
 use crate::driver::Load;
+use crate::events::DecisionWatch;
 use crate::invariants::RunOrders;
-use crate::report::{Comparison, DriveReport, Report, WorkloadReport};
+use crate::report::{Comparison, DriveReport, LatencyHistogram, Report, WorkloadReport};
 use crate::setup::Api;
+
+/// How long to wait, once the database holds every decision, for the last
+/// decision events (the outbox relay publishes them just after the commit).
+const EVENT_GRACE: Duration = Duration::from_secs(30);
 
 /// Which design takes the orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +197,14 @@ async fn run(system: System, args: &RunArgs, session: &Session) -> anyhow::Resul
         skus: Arc::new(fixture.skus.clone()),
         demand: Arc::new(Demand::new(workload)),
     };
+    let watch = match system {
+        System::Orderflow => Some(
+            DecisionWatch::start(&args.target.nats_url, &args.target.namespace)
+                .await
+                .context("watch the decision events")?,
+        ),
+        System::Baseline => None,
+    };
     let driven = driver::drive(load, mode, limit).await;
     if let Some(server) = server {
         server.stop().await?;
@@ -226,6 +241,29 @@ async fn run(system: System, args: &RunArgs, session: &Session) -> anyhow::Resul
     let decisions = orders.decisions().await?;
     let invariants = orders.check(&fixture).await?;
     orders.close().await;
+
+    // Send to decision: to the decision event (the stack) or to the answer
+    // (the baseline decides before it answers).
+    let mut send_to_decision = LatencyHistogram::default();
+    let decision_source = match watch {
+        Some(watch) => {
+            let ids: Vec<uuid::Uuid> = driven.accepted.iter().map(|a| a.order_id).collect();
+            let seen = watch.finish(&ids, EVENT_GRACE).await;
+            for accepted in &driven.accepted {
+                if let Some(arrived) = seen.get(&accepted.order_id) {
+                    send_to_decision
+                        .record(arrived.saturating_duration_since(driven.origin + accepted.due));
+                }
+            }
+            "events"
+        }
+        None => {
+            for accepted in &driven.accepted {
+                send_to_decision.record(accepted.answered.saturating_sub(accepted.due));
+            }
+            "answers"
+        }
+    };
 
     let sending_seconds = driven.last_answer.as_secs_f64();
     let decision_seconds = decisions
@@ -284,7 +322,10 @@ async fn run(system: System, args: &RunArgs, session: &Session) -> anyhow::Resul
         decision_seconds,
         decided_per_second: per_second(decisions.decided, decision_seconds),
         post_orders_ms: driven.post_latency.summary(),
-        send_to_decision_ms: decisions.send_to_decision.summary(),
+        decisions_observed: send_to_decision.count(),
+        send_to_decision_ms: send_to_decision.summary(),
+        decision_source,
+        send_to_decided_at_ms: decisions.send_to_decided_at.summary(),
         sender_lag_ms: driven.sender_lag.map(|h| h.summary()),
         invariants_hold: invariants::all_hold(&invariants),
         invariants,

@@ -121,8 +121,20 @@ pub struct Report {
     /// `POST /orders`: from the scheduled send (open loop) or the send
     /// (closed loop) to the answer.
     pub post_orders_ms: Percentiles,
-    /// From the scheduled send to the order's `decided_at`.
+    /// From the scheduled send until the decision could be known: the
+    /// order's decision event arriving (orderflow) or the answer, sent after
+    /// the commit (baseline).
     pub send_to_decision_ms: Percentiles,
+    /// Where `send_to_decision_ms` comes from: `events` or `answers`.
+    pub decision_source: &'static str,
+    /// Accepted orders whose decision was observed there; fewer than
+    /// `decided` when events were missed (NATS drops a slow subscriber's).
+    pub decisions_observed: u64,
+    /// From the scheduled send to the order's `decided_at` in the database:
+    /// for orderflow the start of the batch transaction that decided it,
+    /// before its locks and commit; for the baseline the moment it decided,
+    /// before its commit.
+    pub send_to_decided_at_ms: Percentiles,
     /// Open loop only: how late the sender itself was behind the schedule; a
     /// large lag means the client, not the server, limited the run.
     pub sender_lag_ms: Option<Percentiles>,
@@ -291,8 +303,16 @@ impl Report {
         };
         latency("POST /orders", &self.post_orders_ms);
         latency("send to decision", &self.send_to_decision_ms);
+        latency("send to decided_at", &self.send_to_decided_at_ms);
         if let Some(lag) = &self.sender_lag_ms {
             latency("sender lag", lag);
+        }
+        if self.decisions_observed < self.decided {
+            let _ = writeln!(
+                out,
+                "  (send to decision from {} of {} decisions: the rest of the {} never arrived)",
+                self.decisions_observed, self.decided, self.decision_source
+            );
         }
         let _ = writeln!(
             out,

@@ -143,7 +143,7 @@ async fn the_baseline_sells_exactly_the_stock_of_a_hot_product_and_keeps_every_i
     assert_eq!(decisions.decided, 200);
     assert_eq!(decisions.confirmed, 50);
     assert_eq!(decisions.rejected.get("insufficient_stock"), Some(&150));
-    assert_eq!(decisions.send_to_decision.count(), 200);
+    assert_eq!(decisions.send_to_decided_at.count(), 200);
     let checks = run.check(&fixture).await.unwrap();
     assert!(all_hold(&checks), "{checks:#?}");
     run.close().await;
@@ -263,6 +263,7 @@ async fn an_accepted_order_never_decided_or_acknowledged_twice_is_caught() {
     accepted.push(Accepted {
         order_id: Uuid::new_v4(),
         due: Duration::from_millis(1),
+        answered: Duration::from_millis(2),
     });
     accepted.push(accepted[0]);
 
