@@ -276,3 +276,28 @@ fn compose_mounts_the_prometheus_and_grafana_files_where_their_configurations_lo
         "the dashboards must be mounted where the provider reads them"
     );
 }
+
+#[test]
+fn the_image_build_copies_every_workspace_members_manifest() {
+    // cargo resolves the whole workspace, so the dependency layer of the
+    // image fails to build when a member's manifest is missing from it.
+    let manifest = std::fs::read_to_string(path("Cargo.toml")).unwrap();
+    let list = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .expect("the workspace lists its members")
+        .0;
+    let members: Vec<&str> = list
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .collect();
+    let dockerfile = std::fs::read_to_string(path("deploy/docker/Dockerfile")).unwrap();
+    assert!(members.len() >= 4, "{members:?}");
+    for member in members {
+        assert!(
+            dockerfile.contains(&format!("COPY {member}/Cargo.toml")),
+            "deploy/docker/Dockerfile does not copy {member}/Cargo.toml"
+        );
+    }
+}
