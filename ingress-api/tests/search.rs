@@ -100,7 +100,7 @@ async fn searching_100000_products_by_name_or_sku_fragment_uses_the_trigram_inde
     };
     let (plan, rows) = plan_and_rows(&db.pool, &by_sku).await;
     println!("GET /products?search=sku-04242\n{plan}\n");
-    assert_uses_trigram_index(&plan, "products_sku_trgm_idx");
+    assert_uses_trigram_index(&plan, "products_sku_search_trgm_idx");
     let skus: Vec<&str> = rows.iter().map(|p| p.sku.as_str()).collect();
     assert_eq!(skus.len(), 10, "{skus:?}");
     assert!(skus.iter().all(|s| s.starts_with("SKU-04242")));

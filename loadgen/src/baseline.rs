@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
+use order_processor::batch::LOCK_PRODUCTS;
 use order_processor::decision::{decide_order, Level, Outcome, ProductStock, StockBook};
 use orderflow_core::domain::{request_hash, OrderLine};
 use orderflow_core::limits::MAX_ORDER_LINES;
@@ -156,15 +157,12 @@ async fn place(
     skus.dedup();
 
     let mut tx = pool.begin().await?;
-    let products: Vec<(i64, String, bool, i64)> = sqlx::query_as(
-        "select id, sku, archived_at is not null, low_stock_threshold from products
-         where sku = any($1)
-         order by id
-         for share",
-    )
-    .bind(&skus)
-    .fetch_all(&mut *tx)
-    .await?;
+    // The processor's own lock, so both designs find their products alike.
+    let products: Vec<(i64, String, bool, i64)> = sqlx::query_as(LOCK_PRODUCTS)
+        .bind(&skus)
+        .bind(Vec::<i64>::new())
+        .fetch_all(&mut *tx)
+        .await?;
     let ids: Vec<i64> = products.iter().map(|p| p.0).collect();
     let levels: Vec<(i64, i64, i64, i64, bool)> = sqlx::query_as(
         "select s.product_id, s.location_id, s.on_hand, s.reserved, l.archived_at is null

@@ -266,7 +266,8 @@ impl ProductSearch {
     /// Only the filters given become predicates. A catch-all such as
     /// `($2 is null or p.name ilike $2)` would leave the planner a generic
     /// plan that cannot use the trigram indexes on name and sku; spelled out,
-    /// `p.name ilike $n or p.sku ilike $n` becomes a BitmapOr of the two.
+    /// `p.name ilike $n or lower(p.sku) like lower($n)` becomes a BitmapOr of
+    /// the two.
     pub fn push_query<'a>(&'a self, builder: &mut QueryBuilder<'a, Postgres>) {
         builder.push(format!(
             "select {PRODUCT_COLUMNS} from products p {PRODUCT_TOTALS} where true"
@@ -280,12 +281,15 @@ impl ProductSearch {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             let pattern = format!("%{escaped}%");
+            // lower(sku) like lower(..), not sku ilike: the sku's trigram
+            // index is on lower(sku), so that equality on sku (the order
+            // processor's lookups) can only use the btree (migration 8).
             builder
                 .push(" and (p.name ilike ")
                 .push_bind(pattern.clone())
-                .push(" or p.sku ilike ")
+                .push(" or lower(p.sku) like lower(")
                 .push_bind(pattern)
-                .push(")");
+                .push("))");
         }
         if let Some(category) = &self.category {
             builder.push(" and p.category = ").push_bind(category);
