@@ -12,7 +12,8 @@ use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
 };
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use orderflow_core::broker;
 use orderflow_core::naming::Naming;
 use tokio_util::sync::CancellationToken;
 
@@ -184,8 +185,8 @@ fn take_available(
 ) -> Vec<jetstream::Message> {
     let mut batch = vec![first];
     while batch.len() < BATCH_MAX {
-        // `now_or_never` polls once; dropping a pending `next()` loses nothing.
-        match messages.next().now_or_never() {
+        // Polls once; dropping a pending `next()` loses nothing.
+        match broker::ready_now(messages) {
             Some(Some(Ok(message))) => batch.push(message),
             Some(Some(Err(err))) => {
                 tracing::warn!(error = %err, "pulling events failed");

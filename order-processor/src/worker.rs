@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use orderflow_core::broker;
 use orderflow_core::command::OrderCommand;
 use orderflow_core::metric_names;
 use orderflow_core::naming::Naming;
@@ -58,7 +59,7 @@ impl Worker {
             };
             let mut batch = vec![self.received(first)?];
             while batch.len() < self.batch_max {
-                match messages.next().now_or_never() {
+                match broker::ready_now(&mut messages) {
                     Some(next) => batch.push(self.received(next)?),
                     None => break,
                 }
