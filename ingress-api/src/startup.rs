@@ -19,7 +19,7 @@ use crate::auth::token::TokenKeys;
 use crate::http;
 use crate::pending::PendingRecorder;
 use crate::queue::OrderQueue;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// A built, bound, not yet serving ingress-api.
 pub struct Application {
@@ -73,7 +73,7 @@ impl Application {
         // revocations while it does not.
         let revocations = Revocations::default();
         let revocations_task = revocations.spawn_refresher(pool.clone(), shutdown.clone());
-        let state = AppState {
+        let state = Arc::new(Shared {
             pool,
             queue: Arc::new(queue),
             pending,
@@ -84,7 +84,7 @@ impl Application {
             nats: client,
             events,
             database_prepared,
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -11,8 +11,13 @@ use crate::auth::token::TokenKeys;
 use crate::pending::PendingRecorder;
 use crate::queue::OrderQueue;
 
-#[derive(Clone)]
-pub struct AppState {
+/// The state every handler shares, behind one `Arc`: axum clones the state
+/// (with the route's whole service stack) for every request, and a clone of
+/// the fields themselves (the stream's cached info, the names, the keys)
+/// allocated on every request.
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
     /// The database; may be unreachable, which only some routes mind.
     pub pool: PgPool,
     /// Publishes orders to, and reads pending orders from, the ORDERS stream.

@@ -5,6 +5,12 @@ use orderflow_core::settings::Settings;
 use orderflow_core::{otel, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than the system allocator: request handling allocates
+/// and frees many small objects across threads, where glibc's malloc spent
+/// a quarter of ingress-api's time under load (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
