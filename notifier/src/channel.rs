@@ -42,6 +42,14 @@ pub trait Channel: Send + Sync + 'static {
     /// transaction commits, so the planned deliveries are recorded with it.
     fn wants(&self, event: &EventEnvelope) -> bool;
 
+    /// Whether each delivery is kept as a row in `notification_deliveries`,
+    /// written before it is attempted, so a failure is retried and one cut
+    /// short by a crash is picked up again. True unless the channel cannot
+    /// fail and loses nothing worth retrying, as the log.
+    fn tracked(&self) -> bool {
+        true
+    }
+
     /// Delivers one event. Called at most once per event and channel by the
     /// notifier, after the event was recorded as handled.
     fn deliver<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), DeliveryError>>;
@@ -132,6 +140,15 @@ impl Channel for LogChannel {
     /// feeds live dashboards, not people; logging each would drown the rest.
     fn wants(&self, event: &EventEnvelope) -> bool {
         !matches!(event.event, Event::StockChanged(_))
+    }
+
+    /// A log line cannot fail, and a copy of every event in the database
+    /// only to mark it logged cost two writes per order (a quarter of the
+    /// notifier's database time under load). The line is written after the
+    /// batch commits; a crash in between loses it, the event itself is in
+    /// the inbox and the stream.
+    fn tracked(&self) -> bool {
+        false
     }
 
     fn deliver<'a>(&'a self, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), DeliveryError>> {

@@ -7,8 +7,9 @@
 //!    succeed, and redelivering them would only block the consumer);
 //! 2. in one transaction: record the batch's event ids in the inbox, which
 //!    says which events are new, apply the new ones' alert changes, record
-//!    their planned deliveries as `pending`, and their webhook deliveries
-//!    (one per matching endpoint); commit, and wake the webhook dispatcher;
+//!    their planned deliveries through tracked channels as `pending`, and
+//!    their webhook deliveries (one per matching endpoint); commit, and wake
+//!    the webhook dispatcher;
 //! 3. ack every decoded message, new and duplicate alike;
 //! 4. deliver the new events and write each outcome to its row.
 //!
@@ -189,13 +190,17 @@ impl Handler {
                 Outcome::Failed | Outcome::Dead => report.failed += 1,
             }
         }
-        if let Err(err) = deliveries::record_outcomes(&self.pool, &attempts).await {
+        let tracked: Vec<Attempt> = attempts
+            .into_iter()
+            .filter(|a| self.channels.get(a.channel).is_some_and(|c| c.tracked()))
+            .collect();
+        if let Err(err) = deliveries::record_outcomes(&self.pool, &tracked).await {
             // The deliveries happened; only their bookkeeping is missing. The
             // rows stay `pending`, visible to operators and to the retry
             // worker to come, which is the honest state to leave them in.
             tracing::error!(
                 error = %err,
-                attempts = attempts.len(),
+                attempts = tracked.len(),
                 "could not record delivery outcomes; the rows stay pending"
             );
         }
@@ -292,7 +297,12 @@ impl Handler {
 
         let planned: Vec<(&EventEnvelope, &'static str)> = fresh
             .iter()
-            .flat_map(|(envelope, channels)| channels.iter().map(|c| (*envelope, c.name())))
+            .flat_map(|(envelope, channels)| {
+                channels
+                    .iter()
+                    .filter(|c| c.tracked())
+                    .map(|c| (*envelope, c.name()))
+            })
             .collect();
         deliveries::record_pending(&mut tx, &planned, &self.retries)
             .await

@@ -19,7 +19,7 @@ async fn an_event_published_twice_with_the_same_id_is_recorded_once_and_delivere
     let id = event.event_id;
     let first = h.publish(&event, &format!("{id}-first")).await;
     let notifier = h.start(Options::default());
-    h.wait_until_delivered(id).await;
+    h.wait_until_handled(id).await;
 
     // A second copy under another message id, so the stream's duplicate
     // window keeps it and the notifier's inbox is what must drop it.
@@ -31,9 +31,9 @@ async fn an_event_published_twice_with_the_same_id_is_recorded_once_and_delivere
 
     assert_eq!(info.num_redelivered, 0);
     assert_eq!(h.processed(id).await, 1);
-    assert_eq!(
-        h.deliveries(id).await,
-        vec![("log".to_owned(), "delivered".to_owned())]
+    assert!(
+        h.deliveries(id).await.is_empty(),
+        "the log channel keeps no delivery rows"
     );
 }
 
@@ -150,7 +150,7 @@ async fn an_undecodable_message_is_terminated_and_does_not_block_the_events_afte
     assert!(after > poison);
 
     let notifier = h.start(Options::default());
-    h.wait_until_delivered(event.event_id).await;
+    h.wait_until_handled(event.event_id).await;
     let info = h.wait_until_settled(after).await;
     notifier.stop().await;
 
@@ -197,7 +197,7 @@ async fn an_event_of_a_type_from_a_newer_producer_waits_instead_of_being_termina
     h.publish(&event, &event.event_id.to_string()).await;
 
     let notifier = h.start(Options::default());
-    h.wait_until_delivered(event.event_id).await;
+    h.wait_until_handled(event.event_id).await;
     notifier.stop().await;
 
     // The known event went through; the newer one is still unsettled on the

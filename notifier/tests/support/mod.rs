@@ -231,6 +231,15 @@ impl Harness {
         .expect("read deliveries")
     }
 
+    /// Waits until `event_id` is recorded in the inbox: handled, and
+    /// delivered through the untracked channels (the log) right after.
+    pub async fn wait_until_handled(&self, event_id: Uuid) {
+        testkit::eventually(WAIT, &format!("event {event_id} to be handled"), || async {
+            (self.processed(event_id).await > 0).then_some(())
+        })
+        .await
+    }
+
     /// Waits until `event_id` has a `delivered` row.
     pub async fn wait_until_delivered(&self, event_id: Uuid) {
         testkit::eventually(
