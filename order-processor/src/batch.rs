@@ -408,7 +408,10 @@ struct Writes {
 
     outbox_ids: Vec<Uuid>,
     outbox_subjects: Vec<String>,
-    outbox_payloads: Vec<serde_json::Value>,
+    /// JSON text, cast to jsonb by the insert: building a `Value` tree per
+    /// event only for sqlx to write it out again cost a tenth of the
+    /// processor's time under load.
+    outbox_payloads: Vec<String>,
     /// The `traceparent` each event carries on, if any.
     outbox_traceparents: Vec<Option<String>>,
     /// The request id each event carries on, if any.
@@ -432,7 +435,7 @@ impl Writes {
             .push(naming.event_subject(envelope.event.kind()));
         self.outbox_ids.push(envelope.event_id);
         self.outbox_payloads
-            .push(serde_json::to_value(&envelope).expect("events serialize"));
+            .push(serde_json::to_string(&envelope).expect("events serialize"));
         self.outbox_traceparents
             .push(trace.and_then(|t| t.context).map(|c| c.to_string()));
         self.outbox_request_ids.push(
@@ -707,7 +710,9 @@ impl Writes {
         if !self.outbox_ids.is_empty() {
             sqlx::query(
                 "insert into outbox (event_id, subject, payload, traceparent, request_id)
-                 select * from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[])",
+                 select event_id, subject, payload::jsonb, traceparent, request_id
+                 from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                      as e(event_id, subject, payload, traceparent, request_id)",
             )
             .bind(&self.outbox_ids)
             .bind(&self.outbox_subjects)
