@@ -91,20 +91,31 @@ impl DecisionWatch {
         })
     }
 
-    /// Waits up to `grace` for the events of every order in `wanted`, stops
-    /// watching and returns when each arrived.
-    pub async fn finish(self, wanted: &[Uuid], grace: Duration) -> HashMap<Uuid, Instant> {
-        let deadline = Instant::now() + grace;
+    /// Waits up to `timeout` for the events of every order in `wanted`;
+    /// true when all arrived. Waiting here rather than polling the database
+    /// keeps loadgen's own queries off the database while the stack is still
+    /// deciding, so they cannot slow what is being measured.
+    pub async fn wait_for(&self, wanted: &[Uuid], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         loop {
             let all = {
                 let seen = self.seen.lock().expect("seen lock");
                 seen.len() >= wanted.len() && wanted.iter().all(|id| seen.contains_key(id))
             };
-            if all || Instant::now() >= deadline {
-                break;
+            if all {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits up to `grace` for the events of every order in `wanted`, stops
+    /// watching and returns when each arrived.
+    pub async fn finish(self, wanted: &[Uuid], grace: Duration) -> HashMap<Uuid, Instant> {
+        self.wait_for(wanted, grace).await;
         let _ = self.stop.send(());
         let _ = self.task.await;
         let _ = self.client.drain().await;

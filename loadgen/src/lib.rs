@@ -217,6 +217,22 @@ async fn run(system: System, args: &RunArgs, session: &Session) -> anyhow::Resul
         driven.failed
     );
 
+    let accepted_ids: Vec<uuid::Uuid> = driven.accepted.iter().map(|a| a.order_id).collect();
+    if let Some(watch) = &watch {
+        eprintln!(
+            "{}: {} orders accepted; waiting for their decision events",
+            system.as_str(),
+            accepted_ids.len()
+        );
+        // Falls through to the database on a timeout, which then says which
+        // orders are undecided.
+        watch
+            .wait_for(
+                &accepted_ids,
+                Duration::from_secs_f64(args.drive.decision_timeout),
+            )
+            .await;
+    }
     let mut orders = RunOrders::load(
         &args.target.database_url,
         &driven.accepted,
@@ -247,8 +263,7 @@ async fn run(system: System, args: &RunArgs, session: &Session) -> anyhow::Resul
     let mut send_to_decision = LatencyHistogram::default();
     let decision_source = match watch {
         Some(watch) => {
-            let ids: Vec<uuid::Uuid> = driven.accepted.iter().map(|a| a.order_id).collect();
-            let seen = watch.finish(&ids, EVENT_GRACE).await;
+            let seen = watch.finish(&accepted_ids, EVENT_GRACE).await;
             for accepted in &driven.accepted {
                 if let Some(arrived) = seen.get(&accepted.order_id) {
                     send_to_decision
