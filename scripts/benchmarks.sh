@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Every figure of BENCHMARKS.md in one sitting: restarts the local stack with
+# each setting, runs loadgen, keeps each report under target/benchmarks/ and
+# prints a summary. Takes about 15 minutes; run it on a quiet machine.
+#
+#   scripts/benchmarks.sh [hot|zipf|partitions|batch|latency|all]...   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=target/benchmarks
+mkdir -p "$out"
+cargo build --release --locked -p loadgen >/dev/null
+L=target/release/loadgen
+
+# Restarts the stack with the given environment (NAME=value ...).
+stack() {
+  scripts/stop-stack.sh --quiet || true
+  env "$@" scripts/start-stack.sh >"$out/start-stack.log" 2>&1 ||
+    { cat "$out/start-stack.log" >&2; exit 1; }
+}
+
+# Runs loadgen, keeping its report as $out/<name>.txt and .json.
+run() {
+  local name=$1; shift
+  echo "== $name: loadgen $*" >&2
+  $L "$@" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.log" ||
+    { echo "loadgen failed; see $out/$name.txt" >&2; cat "$out/$name.txt" >&2; exit 1; }
+}
+
+# The lines of a report worth a summary.
+summary() {
+  local name=$1
+  echo "-- $name"
+  grep -E "^ *(accepted/s|decided/s|POST /orders|send to decision|invariants|decided/s .*x)" \
+    "$out/$name.txt" | sed 's/^/   /'
+}
+
+hot() {
+  stack
+  for i in 1 2 3; do
+    run "hot-compare-$i" compare --shape hot --connections 64 --orders 50000 --stock 10000
+    summary "hot-compare-$i"
+  done
+}
+
+zipf() {
+  stack
+  run zipf-compare compare --shape zipf --products 1000 --connections 64 --duration 20 --stock 1000
+  summary zipf-compare
+  run zipf-lines3 run --shape zipf --products 1000 --lines 3 --connections 64 --duration 20 --stock 1000
+  summary zipf-lines3
+}
+
+partitions() {
+  for p in 1 2 4 8; do
+    stack ORDERFLOW_PARTITIONS=$p
+    run "zipf-partitions-$p" run --shape zipf --products 1000 --connections 64 --duration 20 --stock 1000
+    summary "zipf-partitions-$p"
+  done
+}
+
+batch() {
+  for b in 64 512 2048; do
+    stack ORDERFLOW_BATCH_MAX=$b
+    run "hot-batch-$b" run --shape hot --connections 64 --duration 20 --stock 10000
+    summary "hot-batch-$b"
+  done
+}
+
+# Open loop at half the closed-loop maximum measured just before.
+latency() {
+  stack
+  run hot-max run --shape hot --connections 64 --duration 20 --stock 10000
+  local max half
+  max=$(awk '/decided\/s/ { print int($2); exit }' "$out/hot-max.txt")
+  half=$((max / 2))
+  run hot-half-rate run --shape hot --rate "$half" --duration 30 --stock 1000000
+  summary hot-max
+  summary hot-half-rate
+  stack ORDERFLOW_PARTITIONS=1
+  run zipf-max run --shape zipf --products 1000 --connections 64 --duration 20 --stock 1000
+  max=$(awk '/decided\/s/ { print int($2); exit }' "$out/zipf-max.txt")
+  half=$((max / 2))
+  run zipf-half-rate run --shape zipf --products 1000 --rate "$half" --duration 30 --stock 1000000
+  summary zipf-max
+  summary zipf-half-rate
+}
+
+[ $# -gt 0 ] || set -- all
+for what in "$@"; do
+  case $what in
+    all) hot; zipf; partitions; batch; latency ;;
+    hot|zipf|partitions|batch|latency) "$what" ;;
+    *) echo "unknown benchmark $what" >&2; exit 2 ;;
+  esac
+done
+scripts/stop-stack.sh --quiet || true
+echo "reports in $out/"
