@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use orderflow_core::broker::{self, StreamLimits};
+use orderflow_core::listener;
 use orderflow_core::naming::Naming;
 use orderflow_core::settings::Settings;
 use orderflow_core::{db, telemetry};
@@ -39,8 +40,7 @@ impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let _ = telemetry::prometheus();
         export_known_series();
-        let listener = TcpListener::bind(settings.http_addr)
-            .await
+        let listener = listener::bind(settings.http_addr)
             .with_context(|| format!("bind {}", settings.http_addr))?;
         let naming = Naming::new(&settings.namespace)?;
         let pool = db::lazy_pool(&settings.database_url, 32)?;

@@ -33,7 +33,6 @@ use orderflow_core::domain::{request_hash, OrderLine};
 use orderflow_core::limits::MAX_ORDER_LINES;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -78,8 +77,9 @@ pub struct BaselineServer {
 impl BaselineServer {
     /// Serves [`router`] on `addr` (port 0: any free port).
     pub async fn start(pool: PgPool, addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
+        // The same accept queue as ingress-api's, so neither design drops
+        // connections the other would have queued.
+        let listener = orderflow_core::listener::bind(addr)
             .with_context(|| format!("bind the baseline to {addr}"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -34,9 +34,7 @@ pub fn router(metrics: PrometheusHandle) -> Router {
 
 /// Binds `addr`; port 0 picks a free port, read back with `local_addr`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError::Bind { addr, source })
+    orderflow_core::listener::bind(addr).map_err(|source| HttpError::Bind { addr, source })
 }
 
 /// Serves until `shutdown` fires, then lets requests in flight finish.

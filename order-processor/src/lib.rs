@@ -71,12 +71,11 @@ impl Processor {
     /// partitions. Waits for the database and the broker to be reachable, or
     /// for `shutdown`.
     pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(
+        let listener = orderflow_core::listener::bind(
             settings
                 .metrics_addr
                 .unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().expect("valid default")),
         )
-        .await
         .context("bind the metrics address")?;
         let metrics_addr = listener.local_addr()?;
         known_series::export();

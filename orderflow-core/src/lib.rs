@@ -25,6 +25,7 @@ pub mod db;
 pub mod domain;
 pub mod event;
 pub mod limits;
+pub mod listener;
 pub mod metric_names;
 pub mod naming;
 pub mod otel;
