@@ -67,23 +67,24 @@ batch() {
   done
 }
 
-# Open loop at half the closed-loop maximum measured just before.
+# Open loop at half the closed-loop maximum of the same workload, measured
+# just before. The stock outlasts the runs, so every order is confirmed: the
+# heavier case (allocations, ledger rows) than a sold-out product's rejections.
 latency() {
   stack
-  run hot-max run --shape hot --connections 64 --duration 20 --stock 10000
-  local max half
-  max=$(awk '/decided\/s/ { print int($2); exit }' "$out/hot-max.txt")
-  half=$((max / 2))
-  run hot-half-rate run --shape hot --rate "$half" --duration 30 --stock 1000000
-  summary hot-max
-  summary hot-half-rate
-  stack ORDERFLOW_PARTITIONS=1
-  run zipf-max run --shape zipf --products 1000 --connections 64 --duration 20 --stock 1000
-  max=$(awk '/decided\/s/ { print int($2); exit }' "$out/zipf-max.txt")
-  half=$((max / 2))
-  run zipf-half-rate run --shape zipf --products 1000 --rate "$half" --duration 30 --stock 1000000
-  summary zipf-max
-  summary zipf-half-rate
+  half_rate_of hot --shape hot
+  stack
+  half_rate_of zipf --shape zipf --products 1000
+}
+
+half_rate_of() {
+  local name=$1; shift
+  run "$name-max" run "$@" --connections 64 --duration 20 --stock 1000000
+  local max
+  max=$(awk '/decided\/s/ { print int($2); exit }' "$out/$name-max.txt")
+  run "$name-half-rate" run "$@" --rate $((max / 2)) --duration 30 --stock 1000000
+  summary "$name-max"
+  summary "$name-half-rate"
 }
 
 [ $# -gt 0 ] || set -- all

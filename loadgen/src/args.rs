@@ -205,9 +205,11 @@ pub struct Drive {
     /// Seconds to place orders for, instead of --orders.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
-    /// Open loop: most requests in flight at once. A due order waits for a slot but keeps its
-    /// scheduled time, so the wait counts in its latency.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Open loop: most requests in flight at once, and so most connections. A due order waits
+    /// for a slot but keeps its scheduled time, so the wait counts in its latency. Unbounded,
+    /// every slowdown of the server made the client open hundreds of new connections at once,
+    /// which cost the server more than the orders did.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: u32,
     /// Seconds before one POST /orders counts as failed (timeout).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
@@ -312,7 +314,7 @@ mod tests {
             args.drive.mode(),
             Loop::Open {
                 rate: 500.0,
-                max_in_flight: 4096
+                max_in_flight: 512
             }
         );
         assert_eq!(args.drive.limit(), Limit::Duration(Duration::from_secs(10)));
