@@ -1,8 +1,10 @@
 //! `/openapi.json`, generated from the handlers' annotations: each HTTP
 //! module documents its own routes, merged here.
 
+use axum::body::Bytes;
+use axum::http::header;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
@@ -50,9 +52,15 @@ pub fn document() -> Document {
 }
 
 pub fn router() -> Router<AppState> {
-    let document = document();
+    // Serialized once and shared. axum clones every route's handler for each
+    // connection; a handler holding the document by value deep-copied it,
+    // about 1.5 MB per open connection (heaptrack under load: 512 client
+    // connections held 850 MB).
+    let body = Bytes::from(serde_json::to_vec(&document()).expect("the document serializes"));
     Router::new().route(
         "/openapi.json",
-        get(move || std::future::ready(Json(document))),
+        get(move || {
+            std::future::ready(([(header::CONTENT_TYPE, "application/json")], body.clone()))
+        }),
     )
 }
