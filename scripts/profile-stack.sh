@@ -58,6 +58,7 @@ awk -v rate="$rate" -v seconds="$seconds" -v cpus="$(nproc)" '
     n = split(cmd, parts, " "); prog = parts[1]; sub(".*/", "", prog)
     if (cmd ~ /^postgres: /) prog = "postgres (" (cmd ~ /walwriter|checkpointer|background|autovacuum|logical|stats/ ? "background" : "other") ")"
     if (cmd ~ /^\[/) prog = "[kernel]"
+    if (prog == "") prog = "(no command line)"
     name[pid] = prog; next
   }
   {
@@ -72,7 +73,7 @@ awk -v rate="$rate" -v seconds="$seconds" -v cpus="$(nproc)" '
     } else if (name[pid] == "[kernel]") {
       who = "kernel threads"
     } else {
-      who = "other"
+      who = "other (perf itself, processes started later)"
     }
     count[who]++
   }
