@@ -14,7 +14,6 @@
 //! bearer token (it reads the customer id from it), and it writes no outbox
 //! events. Its figures are therefore, if anything, flattering.
 
-use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
-use order_processor::batch::LOCK_PRODUCTS;
-use order_processor::decision::{decide_order, Level, Outcome, ProductStock, StockBook};
+use order_processor::batch::lock_stock;
+use order_processor::decision::{decide_order, Outcome};
 use orderflow_core::domain::{request_hash, OrderLine};
 use orderflow_core::limits::MAX_ORDER_LINES;
 use serde::{Deserialize, Serialize};
@@ -157,24 +156,8 @@ async fn place(
     skus.dedup();
 
     let mut tx = pool.begin().await?;
-    // The processor's own lock, so both designs find their products alike.
-    let products: Vec<(i64, String, bool, i64)> = sqlx::query_as(LOCK_PRODUCTS)
-        .bind(&skus)
-        .bind(Vec::<i64>::new())
-        .fetch_all(&mut *tx)
-        .await?;
-    let ids: Vec<i64> = products.iter().map(|p| p.0).collect();
-    let levels: Vec<(i64, i64, i64, i64, bool)> = sqlx::query_as(
-        "select s.product_id, s.location_id, s.on_hand, s.reserved, l.archived_at is null
-         from stock_levels s join locations l on l.id = s.location_id
-         where s.product_id = any($1)
-         order by s.product_id, s.location_id
-         for update of s",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut book = stock_book(products, levels);
+    // The processor's own lock, so both designs lock and read stock alike.
+    let mut book = lock_stock(&mut tx, &skus, &[]).await?;
 
     let outcome = decide_order(lines, &mut book);
     let (status, reason) = match &outcome {
@@ -248,40 +231,6 @@ async fn place(
         status,
         reason,
     })
-}
-
-fn stock_book(
-    products: Vec<(i64, String, bool, i64)>,
-    levels: Vec<(i64, i64, i64, i64, bool)>,
-) -> StockBook {
-    let mut by_id: HashMap<i64, ProductStock> = products
-        .into_iter()
-        .map(|(product_id, sku, archived, low_stock_threshold)| {
-            (
-                product_id,
-                ProductStock {
-                    product_id,
-                    sku,
-                    archived,
-                    low_stock_threshold,
-                    levels: Vec::new(),
-                },
-            )
-        })
-        .collect();
-    for (product_id, location_id, on_hand, reserved, allocatable) in levels {
-        if let Some(product) = by_id.get_mut(&product_id) {
-            product.levels.push(Level {
-                location_id,
-                on_hand,
-                reserved,
-                allocatable,
-            });
-        }
-    }
-    StockBook {
-        products: by_id.into_values().map(|p| (p.sku.clone(), p)).collect(),
-    }
 }
 
 #[cfg(test)]

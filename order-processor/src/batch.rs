@@ -320,7 +320,7 @@ pub const LOCK_PRODUCTS: &str =
 /// nobody deadlocks with this, and a product archived or re-thresholded by a
 /// transaction still in flight is read as it is once that commits, never as
 /// it was.
-async fn lock_stock(
+pub async fn lock_stock(
     tx: &mut Transaction<'_, Postgres>,
     skus: &[String],
     product_ids: &[i64],
