@@ -68,6 +68,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// Too many requests: the per-client rate limit or the login throttle.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_seconds: u64,
+    },
     #[error("{detail}")]
     Unavailable {
         detail: String,
@@ -102,6 +108,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(err) if database_unreachable(err) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,6 +126,7 @@ impl ApiError {
             ApiError::Conflict(_) => "/problems/conflict",
             ApiError::PayloadTooLarge { .. } => "/problems/payload-too-large",
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
+            ApiError::TooManyRequests { .. } => "/problems/too-many-requests",
             ApiError::Unavailable { .. } => "/problems/unavailable",
             ApiError::Database(err) if database_unreachable(err) => "/problems/unavailable",
             ApiError::Database(_) | ApiError::Internal(_) => "/problems/internal",
@@ -194,6 +202,15 @@ impl IntoResponse for ApiError {
                 ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds.max(1)),
+                );
             }
             ApiError::Database(ref err) if database_unreachable(err) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(2u32));

@@ -13,6 +13,7 @@
 //! - [`error`]: `ApiError`, answered as problem+json.
 //! - [`json_body`]: the JSON body extractor that names refused fields.
 //! - [`query_params`]: the query string extractor, refusing as problem+json.
+//! - [`server`]: the connection loop, with the connection and header limits.
 //! - [`state`]: the shared `AppState`.
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod order_records;
 pub mod pending;
 pub mod query_params;
 pub mod queue;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod stock;

@@ -18,13 +18,17 @@ use tracing::{info, warn};
 use crate::auth::revocation::Revocations;
 use crate::auth::token::TokenKeys;
 use crate::http;
+use crate::http::rate_limit::RateLimiter;
 use crate::pending::PendingRecorder;
 use crate::queue::OrderQueue;
+use crate::server;
 use crate::state::{AppState, Shared};
 
 /// A built, bound, not yet serving ingress-api.
 pub struct Application {
     listener: TcpListener,
+    /// Most connections served at once (`ORDERFLOW_MAX_CONNECTIONS`).
+    max_connections: usize,
     state: AppState,
     shutdown: CancellationToken,
     pending_task: tokio::task::JoinHandle<()>,
@@ -79,6 +83,7 @@ impl Application {
             pending,
             tokens: TokenKeys::new(settings.jwt_secret.as_bytes(), settings.jwt_ttl),
             revocations,
+            rate_limiter: RateLimiter::new(settings.rate_limit_per_client),
             naming,
             partitions: settings.partitions,
             nats: client,
@@ -87,6 +92,7 @@ impl Application {
         });
         Ok(Self {
             listener,
+            max_connections: settings.max_connections,
             state,
             shutdown,
             pending_task,
@@ -105,10 +111,13 @@ impl Application {
     pub async fn serve(self) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "ingress-api listening");
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
-            .await
-            .context("serve HTTP")?;
+        server::serve(
+            self.listener,
+            router,
+            self.max_connections,
+            self.shutdown.clone(),
+        )
+        .await;
         self.migrations.abort();
         // Nothing to flush: a refresh in flight is only a read.
         self.revocations_task.abort();
@@ -188,4 +197,8 @@ fn export_known_series() {
     metrics::counter!(metric_names::ORDERS_ACCEPTED).increment(0);
     metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(0);
     metrics::gauge!(metric_names::LIVE_CONNECTIONS).increment(0.0);
+    metrics::gauge!(metric_names::HTTP_OPEN_CONNECTIONS).increment(0.0);
+    metrics::counter!(metric_names::HTTP_RATE_LIMITED, "client" => "user").increment(0);
+    metrics::counter!(metric_names::HTTP_RATE_LIMITED, "client" => "address").increment(0);
+    metrics::counter!(metric_names::LOGIN_THROTTLED).increment(0);
 }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::auth::revocation::Revocations;
 use crate::auth::token::TokenKeys;
+use crate::http::rate_limit::RateLimiter;
 use crate::pending::PendingRecorder;
 use crate::queue::OrderQueue;
 
@@ -30,6 +31,8 @@ pub struct Shared {
     /// their version), kept in memory and refreshed from the database every
     /// second, so checking a token never needs the database.
     pub revocations: Revocations,
+    /// The per-client request buckets of this replica.
+    pub rate_limiter: RateLimiter,
     pub naming: Naming,
     pub partitions: u16,
     /// The NATS client, for readiness.

@@ -29,3 +29,13 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_PAGE_LIMIT: i64 = 200;
 /// Items a list page returns when the client does not say.
 pub const DEFAULT_PAGE_LIMIT: i64 = 50;
+/// Largest request head (request line and headers) ingress-api reads, in
+/// bytes; a larger one is answered 431 and the connection closed. A bearer
+/// token is under 1 KiB, so 32 KiB leaves room for any honest client while
+/// bounding what each open connection may make the server hold.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Failed logins for one email within [`LOGIN_FAILURE_WINDOW_SECONDS`] after
+/// which further attempts are refused with 429 until the window passes.
+pub const MAX_LOGIN_FAILURES: i32 = 5;
+/// The window of [`MAX_LOGIN_FAILURES`], from the first failure: 15 minutes.
+pub const LOGIN_FAILURE_WINDOW_SECONDS: i64 = 15 * 60;

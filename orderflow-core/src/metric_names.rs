@@ -26,6 +26,13 @@ pub const OUTBOX_PUBLISHED: &str = "orderflow_outbox_published_total";
 pub const HTTP_REQUESTS: &str = "orderflow_http_requests_total";
 /// Histogram, labels `method`, `route`: seconds to answer.
 pub const HTTP_LATENCY: &str = "orderflow_http_request_duration_seconds";
+/// Counter, label `client` (`user`, `address`): requests refused with 429 by
+/// the per-client rate limit.
+pub const HTTP_RATE_LIMITED: &str = "orderflow_http_rate_limited_total";
+/// Gauge: HTTP connections ingress-api holds open.
+pub const HTTP_OPEN_CONNECTIONS: &str = "orderflow_http_open_connections";
+/// Counter: logins refused with 429 because their email failed too often.
+pub const LOGIN_THROTTLED: &str = "orderflow_login_throttled_total";
 /// Counter, label `reason`: orders refused with 503 because the queue could not take them.
 pub const ORDERS_UNAVAILABLE: &str = "orderflow_orders_unavailable_total";
 /// Counter, labels `channel`, `outcome`: notifier deliveries.

@@ -38,8 +38,23 @@ pub struct Settings {
     pub namespace: String,
     /// `ORDERFLOW_JWT_SECRET`.
     pub jwt_secret: String,
-    /// `ORDERFLOW_JWT_TTL_SECONDS`: how long an access token lives.
+    /// `ORDERFLOW_JWT_TTL_SECONDS`: how long an access token lives. 15
+    /// minutes by default: a token cannot be withdrawn from whoever copied
+    /// it, only revoked for its user, so a short life bounds a leak; clients
+    /// log in again, which is cheap for them.
     pub jwt_ttl: Duration,
+    /// `ORDERFLOW_RATE_LIMIT_PER_CLIENT`: requests a second one client (a
+    /// user, or an address without a token) may make to ingress-api; 0 for
+    /// no limit. 50 by default, with bursts of twice that: a person behind a
+    /// browser or an integration makes a few requests a second, a page may
+    /// fire a dozen at once, and 50 a second still leaves a single abusive
+    /// client a small share of one replica (which takes thousands).
+    pub rate_limit_per_client: u32,
+    /// `ORDERFLOW_MAX_CONNECTIONS`: most connections ingress-api holds open at
+    /// once; further clients wait in the accept queue. 4096 by default, well
+    /// inside the usual limit of open files, so a flood of connections cannot
+    /// take the descriptors the database and broker connections need.
+    pub max_connections: usize,
     /// `ORDERFLOW_ADMIN_EMAIL` and `ORDERFLOW_ADMIN_PASSWORD`: the admin
     /// created (or whose password is reset) at start when both are set.
     pub admin: Option<(String, String)>,
@@ -101,6 +116,13 @@ impl Settings {
             }
             _ => None,
         };
+        let max_connections: usize = parse(
+            &get("ORDERFLOW_MAX_CONNECTIONS", "4096"),
+            "ORDERFLOW_MAX_CONNECTIONS",
+        )?;
+        if max_connections == 0 {
+            bail!("ORDERFLOW_MAX_CONNECTIONS must be at least 1");
+        }
         let log_format = match get("ORDERFLOW_LOG_FORMAT", "json").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
@@ -124,10 +146,15 @@ impl Settings {
             namespace: get("ORDERFLOW_NAMESPACE", ""),
             jwt_secret,
             jwt_ttl: Duration::from_secs(parse(
-                &get("ORDERFLOW_JWT_TTL_SECONDS", "3600"),
+                &get("ORDERFLOW_JWT_TTL_SECONDS", "900"),
                 "ORDERFLOW_JWT_TTL_SECONDS",
             )?),
             admin,
+            rate_limit_per_client: parse(
+                &get("ORDERFLOW_RATE_LIMIT_PER_CLIENT", "50"),
+                "ORDERFLOW_RATE_LIMIT_PER_CLIENT",
+            )?,
+            max_connections,
             batch_max,
             publish_timeout: Duration::from_millis(parse(
                 &get("ORDERFLOW_PUBLISH_TIMEOUT_MS", "2000"),
@@ -183,6 +210,19 @@ mod tests {
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.jwt_secret, DEV_JWT_SECRET);
         assert!(s.admin.is_none());
+        assert_eq!(s.jwt_ttl, Duration::from_secs(900));
+        assert_eq!(s.rate_limit_per_client, 50);
+        assert_eq!(s.max_connections, 4096);
+    }
+
+    #[test]
+    fn a_rate_limit_of_zero_means_none_and_connections_need_at_least_one() {
+        let s = settings(&[("ORDERFLOW_RATE_LIMIT_PER_CLIENT", "0")]).unwrap();
+        assert_eq!(s.rate_limit_per_client, 0);
+        let err = settings(&[("ORDERFLOW_RATE_LIMIT_PER_CLIENT", "-1")]).unwrap_err();
+        assert!(err.to_string().contains("ORDERFLOW_RATE_LIMIT_PER_CLIENT"));
+        let err = settings(&[("ORDERFLOW_MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("ORDERFLOW_MAX_CONNECTIONS"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod locations;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod rate_limit;
 pub mod reports;
 pub mod request_metrics;
 pub mod request_trace;
@@ -46,6 +47,12 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside the metrics and the log line, so refusals are counted and
+        // logged like any answer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(axum::middleware::from_fn(request_metrics::record))
         // Outside the log line, which reads the trace it starts.
         .layer(axum::middleware::from_fn(request_trace::start))

@@ -33,7 +33,9 @@ impl TestApp {
         Self::start_with(&[], true).await
     }
 
-    /// Ingress only, with `overrides` applied to the settings.
+    /// Ingress only, with `overrides` applied to the settings. No rate
+    /// limit unless `overrides` sets one: most tests fire many requests as
+    /// one user from one address.
     pub async fn start_with(overrides: &[(&str, &str)], with_processor: bool) -> Self {
         testkit::init_logging();
         let db = TestDatabase::create().await.expect("test database");
@@ -42,6 +44,7 @@ impl TestApp {
             ("ORDERFLOW_ADMIN_EMAIL", ADMIN_EMAIL),
             ("ORDERFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD),
             ("ORDERFLOW_PARTITIONS", "4"),
+            ("ORDERFLOW_RATE_LIMIT_PER_CLIENT", "0"),
         ];
         vars.extend_from_slice(overrides);
         let settings = testkit::settings(&db, &ns, &vars);
