@@ -83,7 +83,8 @@ fn beside_order(line: &Value, order_id: &str, field: &str) -> Option<String> {
 async fn requests_are_logged_one_line_each_with_an_id_and_without_any_secret() {
     let captured = capture();
 
-    let app = TestApp::start().await;
+    let jwt_secret = "logs-test-jwt-secret-7f3a9c2e5b";
+    let app = TestApp::start_with(&[("ORDERFLOW_JWT_SECRET", jwt_secret)], true).await;
     let password = "Zebra-Horse-Battery-42";
     let email = "secret-keeper@example.com";
     let register = app
@@ -156,6 +157,7 @@ async fn requests_are_logged_one_line_each_with_an_id_and_without_any_secret() {
         token.as_str(),
         admin.as_str(),
         support::ADMIN_PASSWORD,
+        jwt_secret,
     ] {
         assert!(!text.contains(secret), "a secret reached the logs");
     }

@@ -1,6 +1,7 @@
-//! Who is calling: passwords, access tokens, revoked tokens, and the
-//! `AuthUser` and `AdminUser` extractors.
+//! Who is calling: passwords, login throttling, access tokens, revoked
+//! tokens, and the `AuthUser` and `AdminUser` extractors.
 
+pub mod login_throttle;
 pub mod password;
 pub mod revocation;
 pub mod token;

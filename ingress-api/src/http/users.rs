@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::password;
+use crate::auth::{login_throttle, password};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::json_body::JsonBody;
 use crate::state::AppState;
@@ -192,15 +192,19 @@ pub fn token_response(
 
 /// Exchange email and password for an access token.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::Problem),
+              (status = 429, description = "Too many failed logins for this email", body = crate::error::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> ApiResult<Json<TokenResponse>> {
-    if credentials.password.len() > MAX_PASSWORD_LEN * 4 {
+    let email = credentials.email.trim().to_lowercase();
+    // No account has such an email or password: refused before they cost
+    // a hash or a row of the throttle.
+    if credentials.password.len() > MAX_PASSWORD_LEN * 4 || email.len() > MAX_EMAIL_LEN {
         return Err(ApiError::Unauthorized("wrong email or password"));
     }
-    let email = credentials.email.trim().to_lowercase();
+    login_throttle::check(&state.pool, &email).await?;
     let row: Option<(Uuid, String, String, bool, i32)> = sqlx::query_as(
         "select id, password_hash, role, active, token_version from users where email = $1",
     )
@@ -210,8 +214,10 @@ pub async fn login(
     let stored = row.as_ref().map(|r| r.1.clone());
     let matches = password::verify(credentials.password, stored).await?;
     let Some((id, _, role, active, token_version)) = row.filter(|_| matches) else {
+        login_throttle::record_failure(&state.pool, &email).await?;
         return Err(ApiError::Unauthorized("wrong email or password"));
     };
+    login_throttle::clear(&state.pool, &email).await?;
     if !active {
         return Err(ApiError::Unauthorized("this account is deactivated"));
     }
