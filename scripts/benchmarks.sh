@@ -12,10 +12,11 @@ mkdir -p "$out"
 cargo build --release --locked -p loadgen >/dev/null
 L=target/release/loadgen
 
-# Restarts the stack with the given environment (NAME=value ...).
+# Restarts the stack with the given environment (NAME=value ...), without the
+# per-client rate limit whatever the shell says: loadgen is one client.
 stack() {
   scripts/stop-stack.sh --quiet || true
-  env "$@" scripts/start-stack.sh >"$out/start-stack.log" 2>&1 ||
+  env ORDERFLOW_RATE_LIMIT_PER_CLIENT=0 "$@" scripts/start-stack.sh >"$out/start-stack.log" 2>&1 ||
     { cat "$out/start-stack.log" >&2; exit 1; }
 }
 

@@ -28,6 +28,21 @@ done
 [ $# -gt 0 ] || { echo "usage: $0 [--seconds N] [--warmup N] [--out DIR] -- <loadgen run args>" >&2; exit 2; }
 command -v perf >/dev/null || { echo "perf is needed (Debian package linux-perf)" >&2; exit 1; }
 [ -x target/release/loadgen ] || cargo build --release --locked -p loadgen
+kill -0 "$(cat .run/ingress-api.pid 2>/dev/null)" 2>/dev/null ||
+  { echo "ingress-api is not running; start the stack with scripts/start-stack.sh" >&2; exit 1; }
+
+# loadgen is a few customers from one address: a running ingress-api with a
+# per-client rate limit would refuse most of its orders.
+ingress_env() {
+  { tr '\0' '\n' <"/proc/$(cat .run/ingress-api.pid)/environ"; } 2>/dev/null |
+    sed -n "s/^$1=//p" || true
+}
+rate_limit=$(ingress_env ORDERFLOW_RATE_LIMIT_PER_CLIENT)
+if [ "${rate_limit:-unset}" != 0 ]; then
+  echo "ingress-api runs with ORDERFLOW_RATE_LIMIT_PER_CLIENT=${rate_limit:-unset (50)};" \
+    "restart it with 0 (scripts/start-stack.sh does unless told otherwise)" >&2
+  exit 1
+fi
 
 mkdir -p "$out"
 DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/orderflow}"

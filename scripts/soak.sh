@@ -28,6 +28,26 @@ for service in "${services[@]}"; do
     { echo "$service is not running; start the stack with scripts/start-stack.sh" >&2; exit 1; }
 done
 
+# loadgen is a few customers from one address: a running ingress-api with a
+# per-client rate limit would refuse most of its orders.
+ingress_env() {
+  { tr '\0' '\n' <"/proc/$(cat .run/ingress-api.pid)/environ"; } 2>/dev/null |
+    sed -n "s/^$1=//p" || true
+}
+rate_limit=$(ingress_env ORDERFLOW_RATE_LIMIT_PER_CLIENT)
+if [ "${rate_limit:-unset}" != 0 ]; then
+  echo "ingress-api runs with ORDERFLOW_RATE_LIMIT_PER_CLIENT=${rate_limit:-unset (50)};" \
+    "restart it with 0 (scripts/start-stack.sh does unless told otherwise)" >&2
+  exit 1
+fi
+# loadgen logs its customers in once, before the run.
+ttl=$(ingress_env ORDERFLOW_JWT_TTL_SECONDS)
+if [ "$duration" -gt $(( ${ttl:-900} - 60 )) ]; then
+  echo "a run of $duration s outlives ingress-api's tokens (ORDERFLOW_JWT_TTL_SECONDS=${ttl:-900});" \
+    "restart the stack with a longer ORDERFLOW_JWT_TTL_SECONDS" >&2
+  exit 1
+fi
+
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$(cat ".run/$1.pid")/status"; }
 row() {
   printf "%-10s" "$1"

@@ -16,6 +16,11 @@ export ORDERFLOW_HTTP_ADDR="${ORDERFLOW_HTTP_ADDR:-127.0.0.1:8080}"
 export ORDERFLOW_ADMIN_EMAIL="${ORDERFLOW_ADMIN_EMAIL:-admin@example.com}"
 export ORDERFLOW_ADMIN_PASSWORD="${ORDERFLOW_ADMIN_PASSWORD:-change-me-now}"
 export ORDERFLOW_LOG_FORMAT="${ORDERFLOW_LOG_FORMAT:-pretty}"
+# This is the local benchmark stack: loadgen (scripts/benchmarks.sh, soak.sh,
+# profile-stack.sh) sends thousands of requests a second as a few customers
+# from one address, which the per-client rate limit would refuse. Set the
+# variable to try the limit.
+export ORDERFLOW_RATE_LIMIT_PER_CLIENT="${ORDERFLOW_RATE_LIMIT_PER_CLIENT:-0}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup" >&2; exit 1; }

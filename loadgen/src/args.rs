@@ -36,6 +36,13 @@ machine or with synchronised clocks): for the stack the start of the batch trans
 locks and commit, so it reads low. Throughput counts accepted orders from the first scheduled send \
 to the last answer (accepted/s) and to the last decided_at (decided/s).
 
+The stack's ingress-api must run without its per-client rate limit: loadgen sends thousands of requests \
+a second as a few customers from one address, and a limited ingress-api answers most of them 429. \
+scripts/start-stack.sh starts it with ORDERFLOW_RATE_LIMIT_PER_CLIENT=0 unless the variable is set; \
+elsewhere set ORDERFLOW_RATE_LIMIT_PER_CLIENT=0 in ingress-api's environment. Tokens live \
+ORDERFLOW_JWT_TTL_SECONDS (15 minutes by default) and loadgen logs in once, so longer runs need a longer \
+lifetime.
+
 Exit status: 0 when every invariant holds, 1 when any invariant is broken (the failed checks are \
 printed), 2 when the run could not be made (stack unreachable, bad arguments, nothing accepted).";
 

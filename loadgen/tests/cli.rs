@@ -22,6 +22,7 @@ fn help_explains_the_commands_the_loops_and_the_exit_statuses() {
         "Open loop",
         "Closed loop",
         "Exit status",
+        "ORDERFLOW_RATE_LIMIT_PER_CLIENT=0",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
