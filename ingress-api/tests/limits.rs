@@ -215,3 +215,35 @@ async fn a_request_head_over_the_cap_gets_431_and_the_server_keeps_serving() {
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_the_server_closes_idle_connections_and_returns() {
+    let app = TestApp::start_with(&[], false).await;
+    // A replica of its own, to shut down while the test's app goes on.
+    let mut settings = app.settings.clone();
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let replica = ingress_api::startup::Application::build(settings, shutdown.clone())
+        .await
+        .unwrap();
+    let addr = replica.local_addr();
+    let serving = tokio::spawn(replica.serve());
+
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let head = exchange(&mut idle, HEALTHZ).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("serve returns although a kept-alive connection is open")
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection is closed");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens any more"
+    );
+}
