@@ -268,6 +268,13 @@ impl Report {
             "  sent {}, accepted {}, failed {failed}",
             self.sent, self.accepted
         );
+        if self.failed.contains_key("http_429") {
+            let _ = writeln!(
+                out,
+                "  (429: ingress-api's per-client rate limit; run it with \
+                 ORDERFLOW_RATE_LIMIT_PER_CLIENT=0 to benchmark)"
+            );
+        }
         let _ = writeln!(
             out,
             "  accepted/s  {:>9.0}   ({:.2} s from the first scheduled send to the last answer)",

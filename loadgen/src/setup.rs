@@ -55,11 +55,12 @@ impl Api {
             .send()
             .await
             .with_context(|| format!("reach ingress-api at {}", self.base))?;
-        ensure!(
-            response.status().is_success(),
-            "log in as {email}: {}",
-            response.status()
-        );
+        let status = response.status();
+        if !status.is_success() {
+            // The problem's detail names the cause, a rate limit for one.
+            let text = response.text().await.unwrap_or_default();
+            anyhow::bail!("log in as {email}: {status} {text}");
+        }
         let body: Value = response.json().await?;
         Ok(body["access_token"]
             .as_str()
