@@ -14,9 +14,10 @@
 //!   [`MAX_HEADER_BYTES`] is answered 431 and its connection closed; for
 //!   HTTP/2 the same bound applies to the header list. Nothing larger is
 //!   buffered, so open connections cannot make the process grow.
-//! - A client gets hyper's 30 seconds to send a request head, so connections
-//!   that send nothing (or send it a byte at a time) do not hold their
-//!   permits forever.
+//! - A connection gets hyper's 30 seconds to send each request head, fresh
+//!   or kept alive between requests, so connections that send nothing (or
+//!   send a head a byte at a time) do not hold their permits forever. This
+//!   needs the timer given to both protocols below.
 //!
 //! Every request carries its peer address as `ConnectInfo<SocketAddr>`,
 //! which the rate limit reads. On shutdown the loop stops accepting, lets
