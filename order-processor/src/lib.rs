@@ -106,6 +106,7 @@ impl Processor {
             pool: pool.clone(),
             naming: naming.clone(),
             orders: orders.clone(),
+            js: js.clone(),
             partitions: settings.partitions,
             batch_max: settings.batch_max,
             holder: holder.clone(),
