@@ -312,12 +312,14 @@ impl Worker {
                 .js
                 .send_publish(
                     self.naming.dead_order_subject(self.partition),
+                    // The headers first: `headers` replaces every header,
+                    // the message id included.
                     Publish::build()
+                        .headers(letter.to_headers())
                         .message_id(DeadLetter::message_id(
                             &self.naming.orders_stream(),
                             stream_seq,
                         ))
-                        .headers(letter.to_headers())
                         .payload(message.payload.clone()),
                 )
                 .await;
