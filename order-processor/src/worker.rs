@@ -160,7 +160,10 @@ impl Worker {
         while let Some(range) = todo.pop() {
             // Everything from here on is still unacked: keep all of it held.
             let held = &messages[range.start..];
-            let error = match self.commit_holding(&orders[range.clone()], held, stop).await? {
+            let error = match self
+                .commit_holding(&orders[range.clone()], held, stop)
+                .await?
+            {
                 Ok(part) => {
                     report.absorb(part);
                     ack(&messages[range]).await;
@@ -181,10 +184,7 @@ impl Worker {
                 continue;
             }
             let index = range.start;
-            match self
-                .retry_alone(&orders[index], held, error, stop)
-                .await?
-            {
+            match self.retry_alone(&orders[index], held, error, stop).await? {
                 Ok(part) => {
                     report.absorb(part);
                     ack(&messages[range]).await;

@@ -43,9 +43,7 @@ async fn publish(feed: &Feed, subject: String, id: Uuid, payload: Bytes) -> u64 
     feed.js
         .send_publish(
             subject,
-            Publish::build()
-                .message_id(id.to_string())
-                .payload(payload),
+            Publish::build().message_id(id.to_string()).payload(payload),
         )
         .await
         .unwrap()
@@ -88,9 +86,8 @@ async fn a_command_the_database_always_refuses_is_dead_lettered_once_and_the_ord
     let garbage_seq = publish(&feed, garbage_subject.clone(), garbage_id, garbage.clone()).await;
     let poison = place_order(feed.customer, Some("retry-\u{0}-key"));
     let poison_subject = naming.order_subject(0, poison.order_id);
-    let poison_payload = Bytes::from(
-        serde_json::to_vec(&OrderCommand::PlaceOrder(poison.clone())).unwrap(),
-    );
+    let poison_payload =
+        Bytes::from(serde_json::to_vec(&OrderCommand::PlaceOrder(poison.clone())).unwrap());
     let poison_seq = publish(
         &feed,
         poison_subject.clone(),
@@ -143,12 +140,11 @@ async fn a_command_the_database_always_refuses_is_dead_lettered_once_and_the_ord
     // Every good order decided once, first come first served across the
     // poison: the first six confirmed, the last three rejected.
     assert_invariants(&db.pool, &good, &[SKU], STOCK).await;
-    let poison_row: Option<String> =
-        sqlx::query_scalar("select status from orders where id = $1")
-            .bind(poison.order_id)
-            .fetch_optional(&db.pool)
-            .await
-            .unwrap();
+    let poison_row: Option<String> = sqlx::query_scalar("select status from orders where id = $1")
+        .bind(poison.order_id)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(poison_row, None, "the poison order is not decided");
 
     // Exactly two dead letters, one per poison command.
@@ -164,7 +160,10 @@ async fn a_command_the_database_always_refuses_is_dead_lettered_once_and_the_ord
                 .headers
                 .get(async_nats::header::NATS_MESSAGE_ID)
                 .map(|v| v.as_str().to_owned()),
-            Some(DeadLetter::message_id(&naming.orders_stream(), letter.stream_seq)),
+            Some(DeadLetter::message_id(
+                &naming.orders_stream(),
+                letter.stream_seq
+            )),
             "the dead letter's id is the original's stream sequence"
         );
         letters.push((letter, message.payload));
@@ -189,9 +188,15 @@ async fn a_command_the_database_always_refuses_is_dead_lettered_once_and_the_ord
         "the reason names the error: {}",
         refused.reason
     );
-    assert_eq!(payload, &poison_payload, "the original payload, byte for byte");
+    assert_eq!(
+        payload, &poison_payload,
+        "the original payload, byte for byte"
+    );
     let age = Utc::now() - refused.dead_lettered_at;
-    assert!(age < chrono::Duration::seconds(60), "dead-lettered just now");
+    assert!(
+        age < chrono::Duration::seconds(60),
+        "dead-lettered just now"
+    );
 
     // A second dead letter for the same command (a worker that died between
     // storing it and terminating the original) is dropped by its id.

@@ -94,7 +94,10 @@ impl DeadLetter {
     pub fn to_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(header::SUBJECT, self.subject.as_str());
-        headers.insert(header::STREAM_SEQUENCE, self.stream_seq.to_string().as_str());
+        headers.insert(
+            header::STREAM_SEQUENCE,
+            self.stream_seq.to_string().as_str(),
+        );
         headers.insert(header::ATTEMPTS, self.attempts.to_string().as_str());
         headers.insert(header::REASON_KIND, self.reason_kind.as_str());
         headers.insert(header::REASON, one_line(&self.reason).as_str());
