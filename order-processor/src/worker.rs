@@ -147,7 +147,8 @@ impl Worker {
     /// at fault commit in queue order, the one at fault is tried alone up to
     /// [`dead_letter::MAX_ATTEMPTS`] times and then dead-lettered, and only
     /// then do the commands after it go. A batch with one bad command among
-    /// `n` costs about 2 log2(n) commits instead of blocking the partition.
+    /// `n` costs about 2 log2(n) commits and its own attempts, instead of
+    /// blocking the partition.
     async fn commit_in_order(
         &self,
         orders: &[QueuedCommand],
@@ -156,7 +157,7 @@ impl Worker {
     ) -> Result<BatchReport, WorkerError> {
         let mut report = BatchReport::default();
         // Ranges still to commit, the next one last.
-        let mut todo: Vec<Range<usize>> = vec![0..orders.len()];
+        let mut todo: Vec<Range<usize>> = std::iter::once(0..orders.len()).collect();
         while let Some(range) = todo.pop() {
             // Everything from here on is still unacked: keep all of it held.
             let held = &messages[range.start..];
