@@ -64,6 +64,10 @@ impl Application {
             orders_max_bytes: settings.orders_max_bytes,
         };
         let (orders, events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
+        let dead_orders = js
+            .get_stream(naming.dead_orders_stream())
+            .await
+            .map_err(|e| anyhow::anyhow!("open stream {}: {e}", naming.dead_orders_stream()))?;
         let queue = OrderQueue::new(
             js,
             orders,
@@ -88,6 +92,7 @@ impl Application {
             partitions: settings.partitions,
             nats: client,
             events,
+            dead_orders,
             database_prepared,
         });
         Ok(Self {

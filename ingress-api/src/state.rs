@@ -40,6 +40,8 @@ pub struct Shared {
     /// The EVENTS stream, which every live stream of every replica reads
     /// through a consumer of its own.
     pub events: async_nats::jetstream::stream::Stream,
+    /// The order commands the processor gave up on, for `GET /dead-letters`.
+    pub dead_orders: async_nats::jetstream::stream::Stream,
     /// Set once migrations are applied and the configured admin exists, for
     /// readiness: until then database-backed routes may fail.
     pub database_prepared: Arc<AtomicBool>,

@@ -55,6 +55,18 @@ pub struct BatchReport {
     pub events: usize,
 }
 
+impl BatchReport {
+    /// Adds what a later commit of the same batch did.
+    pub fn absorb(&mut self, other: BatchReport) {
+        self.decided.extend(other.decided);
+        self.decided_traces.extend(other.decided_traces);
+        self.cancelled += other.cancelled;
+        self.fulfilled += other.fulfilled;
+        self.no_ops += other.no_ops;
+        self.events += other.events;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     /// Another worker took the partition over; this one must stop.
@@ -62,6 +74,28 @@ pub enum BatchError {
     LeaseLost,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// Whether a failed commit may succeed if tried again as it is.
+///
+/// Only errors about the data are not: SQLSTATE class 22 (data exception,
+/// such as a NUL byte in text or a value out of range for its column), class
+/// 23 (integrity constraint violation), and a value sqlx could not encode.
+/// The same commands fail the same way every time, so the worker isolates
+/// the command at fault instead of holding the partition. Everything else
+/// (connection and I/O errors, pool timeouts, serialization failures,
+/// deadlocks, the database shutting down, and whatever is not recognised)
+/// is held and retried in queue order: dead-lettering good orders because
+/// the database was briefly unwell would be far worse than waiting.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => !matches!(
+            db.code().as_deref().map(|code| code.get(..2)),
+            Some(Some("22" | "23"))
+        ),
+        sqlx::Error::Encode(_) => false,
+        _ => true,
+    }
 }
 
 /// A decided order a later command in the batch may act on.

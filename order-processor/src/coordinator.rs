@@ -30,6 +30,8 @@ pub struct Coordinator {
     pub pool: PgPool,
     pub naming: Naming,
     pub orders: Stream,
+    /// Publishes dead letters.
+    pub js: async_nats::jetstream::Context,
     pub partitions: u16,
     pub batch_max: usize,
     /// Identifies this replica in `partition_leases.holder`.
@@ -123,6 +125,7 @@ impl Coordinator {
             epoch,
             pool: self.pool.clone(),
             naming: self.naming.clone(),
+            js: self.js.clone(),
             batch_max: self.batch_max,
             relay_wakeup: self.relay_wakeup.clone(),
         };

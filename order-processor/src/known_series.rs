@@ -3,6 +3,7 @@
 //! loses that increment to `rate()` and leaves alert expressions with
 //! nothing to evaluate until something goes wrong.
 
+use orderflow_core::dead_letter::ReasonKind;
 use orderflow_core::domain::RejectReason;
 use orderflow_core::metric_names;
 
@@ -21,6 +22,9 @@ pub fn export() {
         metrics::counter!(metric_names::ORDERS_SETTLED, "outcome" => outcome).increment(0);
     }
     metrics::counter!(metric_names::POISON_MESSAGES, "stream" => "orders").increment(0);
+    for reason in [ReasonKind::Undecodable, ReasonKind::Database] {
+        metrics::counter!(metric_names::DEAD_LETTERS, "reason" => reason.as_str()).increment(0);
+    }
     metrics::counter!(metric_names::OUTBOX_PUBLISHED).increment(0);
     metrics::gauge!(metric_names::OUTBOX_BACKLOG).increment(0.0);
 }

@@ -106,19 +106,26 @@ impl Processor {
             pool: pool.clone(),
             naming: naming.clone(),
             orders: orders.clone(),
+            js: js.clone(),
             partitions: settings.partitions,
             batch_max: settings.batch_max,
             holder: holder.clone(),
             relay_wakeup: relay_wakeup.clone(),
             owned: owned.clone(),
         };
-        tasks.spawn(coordinator.run(shutdown.clone()));
-        tasks.spawn(outbox::run(
-            pool.clone(),
-            js,
-            relay_wakeup,
-            shutdown.clone(),
-        ));
+        // The relay stops only once every worker has finished its batch in
+        // hand: stopped with the workers, its last flush could run before
+        // their last commits, leaving those events in the outbox until the
+        // next start.
+        let relay_stop = CancellationToken::new();
+        let workers_done = relay_stop.clone();
+        let coordinator_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            // Cancels on return and on a panic alike.
+            let _workers_done = workers_done.drop_guard();
+            coordinator.run(coordinator_shutdown).await;
+        });
+        tasks.spawn(outbox::run(pool.clone(), js, relay_wakeup, relay_stop));
         tasks.spawn(queue_depth::run(
             orders.clone(),
             naming.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};
 
+use crate::dead_letter;
 use crate::naming::Naming;
 
 /// How long JetStream remembers a message id; a retried publish inside this
@@ -38,11 +39,14 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
         .with_context(|| format!("connect to NATS at {url}"))
 }
 
-/// Creates the ORDERS and EVENTS streams if they do not exist.
+/// Creates the ORDERS, EVENTS and DEAD_ORDERS streams if they do not exist.
 ///
 /// ORDERS is a work queue: a message leaves it once the processor acks it, so
 /// the stream holds exactly the orders not yet decided. When it is full, new
 /// publishes are refused (ingress answers 503) and nothing queued is dropped.
+///
+/// DEAD_ORDERS keeps the commands the processor gave up on (see
+/// [`crate::dead_letter`]) under limits: 30 days or 1 GiB, oldest out first.
 pub async fn provision(
     js: &jetstream::Context,
     naming: &Naming,
@@ -75,6 +79,19 @@ pub async fn provision(
         })
         .await
         .map_err(|e| anyhow::anyhow!("create stream {}: {e}", naming.events_stream()))?;
+    js.get_or_create_stream(stream::Config {
+        name: naming.dead_orders_stream(),
+        subjects: vec![naming.dead_orders_subjects()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        max_age: dead_letter::MAX_AGE,
+        max_bytes: dead_letter::MAX_BYTES,
+        duplicate_window: dead_letter::DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("create stream {}: {e}", naming.dead_orders_stream()))?;
     Ok((orders, events))
 }
 

@@ -6,6 +6,7 @@
 //! - [`naming`]: stream, subject and consumer names, under an optional namespace.
 //! - [`command`]: the commands queued on the ORDERS stream.
 //! - [`event`]: the events published on the EVENTS stream.
+//! - [`dead_letter`]: order commands the processor gave up on, and why.
 //! - [`settings`]: configuration from the environment.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`trace_context`]: W3C `traceparent` and request ids, and how they travel in NATS headers.
@@ -22,6 +23,7 @@
 pub mod broker;
 pub mod command;
 pub mod db;
+pub mod dead_letter;
 pub mod domain;
 pub mod event;
 pub mod limits;

@@ -16,6 +16,9 @@ pub const BATCH_COMMIT: &str = "orderflow_batch_commit_seconds";
 /// Counter, label `stream` (`orders`, `events`): messages terminated as
 /// undecodable.
 pub const POISON_MESSAGES: &str = "orderflow_poison_messages_total";
+/// Counter, label `reason` (`undecodable`, `database`): order commands
+/// moved to the dead-letter stream.
+pub const DEAD_LETTERS: &str = "orderflow_dead_letters_total";
 /// Gauge, label `partition`: 1 when this replica holds the partition.
 pub const PARTITION_OWNED: &str = "orderflow_partition_owned";
 /// Gauge: outbox rows waiting to be published.

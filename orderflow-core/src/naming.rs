@@ -82,6 +82,31 @@ impl Naming {
         format!("order-processor-p{partition}")
     }
 
+    /// The stream that keeps order commands the processor gave up on.
+    pub fn dead_orders_stream(&self) -> String {
+        self.stream("DEAD_ORDERS")
+    }
+
+    /// Every subject of the dead-letter stream.
+    pub fn dead_orders_subjects(&self) -> String {
+        self.subject("dead.orders.>")
+    }
+
+    /// Where a dead-lettered command of `partition` goes.
+    pub fn dead_order_subject(&self, partition: u16) -> String {
+        self.subject(&format!("dead.orders.p{partition}"))
+    }
+
+    /// The partition of a dead-letter subject under this namespace.
+    pub fn dead_order_partition(&self, subject: &str) -> Option<u16> {
+        let rest = if self.prefix.is_empty() {
+            subject
+        } else {
+            subject.strip_prefix(&self.prefix)?.strip_prefix('.')?
+        };
+        rest.strip_prefix("dead.orders.p")?.parse().ok()
+    }
+
     pub fn events_stream(&self) -> String {
         self.stream("EVENTS")
     }
@@ -128,6 +153,9 @@ mod tests {
         assert_eq!(naming.events_stream(), "EVENTS");
         assert_eq!(naming.event_subject("stock.low"), "events.stock.low");
         assert_eq!(naming.event_kind("events.stock.low"), Some("stock.low"));
+        assert_eq!(naming.dead_orders_stream(), "DEAD_ORDERS");
+        assert_eq!(naming.dead_order_subject(3), "dead.orders.p3");
+        assert_eq!(naming.dead_order_partition("dead.orders.p3"), Some(3));
     }
 
     #[test]
@@ -144,6 +172,10 @@ mod tests {
             Some("order.confirmed")
         );
         assert_eq!(naming.event_kind("events.order.confirmed"), None);
+        assert_eq!(naming.dead_orders_stream(), "t42_DEAD_ORDERS");
+        assert_eq!(naming.dead_order_subject(5), "t42.dead.orders.p5");
+        assert_eq!(naming.dead_order_partition("t42.dead.orders.p5"), Some(5));
+        assert_eq!(naming.dead_order_partition("dead.orders.p5"), None);
         assert!(Naming::new("bad.name").is_err());
     }
 }

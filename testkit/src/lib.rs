@@ -153,7 +153,11 @@ impl Default for TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let streams = [self.naming.orders_stream(), self.naming.events_stream()];
+        let streams = [
+            self.naming.orders_stream(),
+            self.naming.events_stream(),
+            self.naming.dead_orders_stream(),
+        ];
         let url = nats_url();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,6 +2,7 @@
 //! route shares.
 
 pub mod cursor;
+pub mod dead_letters;
 pub mod events;
 pub mod health;
 pub mod inventory;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(reports::router())
         .merge(webhooks::router())
+        .merge(dead_letters::router())
         .merge(events::router())
         .merge(health::router())
         .merge(openapi::router())

@@ -10,7 +10,8 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
 use crate::http::{
-    events, health, inventory, locations, orders, products, reports, users, users_admin, webhooks,
+    dead_letters, events, health, inventory, locations, orders, products, reports, users,
+    users_admin, webhooks,
 };
 use crate::state::AppState;
 
@@ -33,6 +34,7 @@ pub fn document() -> Document {
         orders::Api::openapi(),
         reports::Api::openapi(),
         webhooks::Api::openapi(),
+        dead_letters::Api::openapi(),
         events::Api::openapi(),
         health::Api::openapi(),
     ] {
