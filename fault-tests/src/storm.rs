@@ -487,6 +487,9 @@ pub async fn check(
         detail: format!("{acted_twice} events with more than one webhook delivery row"),
     });
     let _ = &setup.admin;
+    if !loadgen::invariants::all_hold(&checks) {
+        eprintln!("{}", sessions(pool).await);
+    }
     Ok(StormReport {
         injected,
         decided: decided as u64,
@@ -565,4 +568,23 @@ pub async fn decision_events(fs: &FaultStack) -> anyhow::Result<Vec<DecisionEven
     }
     drop(client);
     Ok(events)
+}
+
+/// The database sessions of the stack, for a failure report: what each
+/// holds or waits for.
+pub async fn sessions(pool: &sqlx::PgPool) -> String {
+    let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>, Option<f64>)> =
+        sqlx::query_as(
+            "select client_addr::text, state, wait_event_type || ':' || wait_event, left(query, 100),
+                    extract(epoch from now() - state_change)::float8
+             from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    let mut out = String::from("database sessions (client, state, wait, query, seconds in state):\n");
+    for row in rows {
+        let _ = writeln!(out, "  {row:?}");
+    }
+    out
 }

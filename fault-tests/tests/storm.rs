@@ -12,7 +12,13 @@ use fault_tests::storm::{self, StormPlan};
 use fault_tests::FaultStack;
 use stack_tests::StackOptions;
 
-async fn storm_of(plan: StormPlan) {
+async fn storm_of(mut plan: StormPlan) {
+    // `ORDERFLOW_FAULTS_ONLY=stall` keeps only the faults whose description
+    // contains it, to chase one failure.
+    if let Ok(only) = std::env::var("ORDERFLOW_FAULTS_ONLY") {
+        plan.faults.retain(|fault| fault.to_string().contains(&only));
+        assert!(!plan.faults.is_empty(), "no fault matches {only}");
+    }
     let mut fs = FaultStack::start(StackOptions::default()).await.unwrap();
     let report = match storm::run(&mut fs, &plan).await {
         Ok(report) => report,
@@ -25,6 +31,17 @@ async fn storm_of(plan: StormPlan) {
         report.record.accepted().count() > 0,
         "no order was accepted at all"
     );
+    if !report.holds() {
+        for service in stack_tests::Service::ALL {
+            let log = std::fs::read_to_string(fs.stack.log_path(service)).unwrap_or_default();
+            let trouble: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.starts_with("----"))
+                .take(40)
+                .collect();
+            eprintln!("==== first warnings of {service} ====\n{}", trouble.join("\n"));
+        }
+    }
     assert!(
         report.holds(),
         "LOST {} / DUPLICATED {} or an invariant broke:\n{table}",
