@@ -61,6 +61,7 @@ impl Application {
         };
         let (orders, events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
         let queue = OrderQueue::new(
+            client.clone(),
             js,
             orders,
             naming.clone(),
