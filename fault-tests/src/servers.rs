@@ -215,7 +215,10 @@ impl PrivatePostgres {
                 }
             }
             if Instant::now() > deadline {
-                bail!("postgres did not take queries in time:\n{}", tail(&self.log()));
+                bail!(
+                    "postgres did not take queries in time:\n{}",
+                    tail(&self.log())
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -276,7 +279,13 @@ impl PrivateNats {
         self.kill();
         let mut command = Command::new(NATS_SERVER);
         command
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.address.port().to_string()])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.address.port().to_string(),
+            ])
             .arg("-sd")
             .arg(self.dir.path().join("store"));
         let mut process = Process::spawn(command, &self.log())?;

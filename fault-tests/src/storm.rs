@@ -351,7 +351,12 @@ pub async fn check(
     });
     let without_retry_after = record
         .unavailable()
-        .filter(|s| matches!(s.answer, crate::load::Answer::Unavailable { retry_after: false }))
+        .filter(|s| {
+            matches!(
+                s.answer,
+                crate::load::Answer::Unavailable { retry_after: false }
+            )
+        })
         .count();
     checks.push(Check {
         name: "every 503 carries Retry-After",
@@ -573,16 +578,22 @@ pub async fn decision_events(fs: &FaultStack) -> anyhow::Result<Vec<DecisionEven
 /// The database sessions of the stack, for a failure report: what each
 /// holds or waits for.
 pub async fn sessions(pool: &sqlx::PgPool) -> String {
-    let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>, Option<f64>)> =
-        sqlx::query_as(
-            "select client_addr::text, state, wait_event_type || ':' || wait_event, left(query, 100),
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+    )> = sqlx::query_as(
+        "select client_addr::text, state, wait_event_type || ':' || wait_event, left(query, 100),
                     extract(epoch from now() - state_change)::float8
              from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
-    let mut out = String::from("database sessions (client, state, wait, query, seconds in state):\n");
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let mut out =
+        String::from("database sessions (client, state, wait, query, seconds in state):\n");
     for row in rows {
         let _ = writeln!(out, "  {row:?}");
     }

@@ -33,10 +33,15 @@ impl Client {
     /// Waits until ingress-api says the broker is down.
     async fn wait_broker(&self, up: bool) {
         let url = format!("{}/readyz", self.api_url);
-        testkit::eventually(Duration::from_secs(30), "readyz to follow the broker", || async {
-            let body: serde_json::Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
-            ((body["broker"] == "up") == up).then_some(())
-        })
+        testkit::eventually(
+            Duration::from_secs(30),
+            "readyz to follow the broker",
+            || async {
+                let body: serde_json::Value =
+                    self.http.get(&url).send().await.ok()?.json().await.ok()?;
+                ((body["broker"] == "up") == up).then_some(())
+            },
+        )
         .await;
     }
 
@@ -59,10 +64,14 @@ impl Client {
 
     /// Waits until an order is accepted again, and returns its id.
     async fn accepted_again(&self) -> Uuid {
-        testkit::eventually(Duration::from_secs(30), "orders to be accepted again", || async {
-            let (answer, id, _) = self.order().await;
-            matches!(answer, Answer::Accepted).then_some(id)
-        })
+        testkit::eventually(
+            Duration::from_secs(30),
+            "orders to be accepted again",
+            || async {
+                let (answer, id, _) = self.order().await;
+                matches!(answer, Answer::Accepted).then_some(id)
+            },
+        )
         .await
     }
 }
@@ -75,7 +84,9 @@ async fn without_the_broker_orders_are_refused_at_once_and_none_is_accepted_half
         .login(&fs.stack.admin_email, &fs.stack.admin_password)
         .await
         .unwrap();
-    api.product_with_stock(&admin, "BP-1", 1000, 0).await.unwrap();
+    api.product_with_stock(&admin, "BP-1", 1000, 0)
+        .await
+        .unwrap();
     let client = Client {
         http: reqwest::Client::new(),
         api_url: fs.stack.api_url(),
@@ -133,5 +144,10 @@ async fn without_the_broker_orders_are_refused_at_once_and_none_is_accepted_half
         .fetch_one(&fs.stack.db.pool)
         .await
         .unwrap();
-    assert_eq!(present, 0, "{present} of {} refused orders were accepted after all", refused.len());
+    assert_eq!(
+        present,
+        0,
+        "{present} of {} refused orders were accepted after all",
+        refused.len()
+    );
 }

@@ -41,7 +41,8 @@ async fn a_stalled_connection_moves_nothing_and_resumes_where_it_was() {
     proxy.set(Mode::Stall);
     socket.write_all(b"two").await.unwrap();
     let mut answer = [0u8; 3];
-    let stalled = tokio::time::timeout(Duration::from_millis(300), socket.read_exact(&mut answer)).await;
+    let stalled =
+        tokio::time::timeout(Duration::from_millis(300), socket.read_exact(&mut answer)).await;
     assert!(stalled.is_err(), "nothing comes back while stalled");
 
     proxy.set(Mode::Pass);
@@ -61,7 +62,11 @@ async fn a_delay_adds_latency_to_each_exchange() {
     let started = Instant::now();
     assert_eq!(round_trip(&mut socket, b"slow").await.unwrap(), b"slow");
     // Once on the way there, once on the way back.
-    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -77,7 +82,10 @@ async fn a_drop_closes_open_connections_and_refuses_new_ones_until_it_passes() {
         .expect("the open connection is closed");
     assert!(closed.is_err() || rest.is_empty());
     let mut refused = TcpStream::connect(proxy.address()).await.unwrap();
-    assert!(round_trip(&mut refused, b"b").await.is_err(), "a new connection is refused");
+    assert!(
+        round_trip(&mut refused, b"b").await.is_err(),
+        "a new connection is refused"
+    );
 
     proxy.set(Mode::Pass);
     let mut again = TcpStream::connect(proxy.address()).await.unwrap();

@@ -16,7 +16,8 @@ async fn storm_of(mut plan: StormPlan) {
     // `ORDERFLOW_FAULTS_ONLY=stall` keeps only the faults whose description
     // contains it, to chase one failure.
     if let Ok(only) = std::env::var("ORDERFLOW_FAULTS_ONLY") {
-        plan.faults.retain(|fault| fault.to_string().contains(&only));
+        plan.faults
+            .retain(|fault| fault.to_string().contains(&only));
         assert!(!plan.faults.is_empty(), "no fault matches {only}");
     }
     let mut fs = FaultStack::start(StackOptions::default()).await.unwrap();
@@ -36,10 +37,15 @@ async fn storm_of(mut plan: StormPlan) {
             let log = std::fs::read_to_string(fs.stack.log_path(service)).unwrap_or_default();
             let trouble: Vec<&str> = log
                 .lines()
-                .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.starts_with("----"))
+                .filter(|l| {
+                    l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.starts_with("----")
+                })
                 .take(40)
                 .collect();
-            eprintln!("==== first warnings of {service} ====\n{}", trouble.join("\n"));
+            eprintln!(
+                "==== first warnings of {service} ====\n{}",
+                trouble.join("\n")
+            );
         }
     }
     assert!(
