@@ -28,6 +28,20 @@ pub enum QueueError {
     /// it is.
     #[error("the order queue cannot take the order now: {0}")]
     Unavailable(String),
+    /// The message was sent but neither acknowledged nor found in the
+    /// stream afterwards (the connection dropped meanwhile): the broker may
+    /// have stored it, and then the order is decided as any other.
+    #[error("the order queue did not confirm the order: {0}")]
+    Unconfirmed(String),
+}
+
+impl QueueError {
+    /// What went wrong, for the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            QueueError::Unavailable(reason) | QueueError::Unconfirmed(reason) => reason,
+        }
+    }
 }
 
 pub struct OrderQueue {
@@ -186,7 +200,7 @@ impl OrderQueue {
         if last_error.is_empty() {
             last_error = "the connection to the broker was lost".into();
         }
-        Err(QueueError::Unavailable(last_error))
+        Err(QueueError::Unconfirmed(last_error))
     }
 
     /// Whether the client is connected to the broker now.
