@@ -64,8 +64,10 @@ impl Customer {
 pub enum Answer {
     /// 202: a promise.
     Accepted,
-    /// 503, with whether it carried `Retry-After`.
-    Unavailable { retry_after: bool },
+    /// 503, with whether it carried `Retry-After` and whether it said that
+    /// nothing was accepted (rather than that the queue did not confirm the
+    /// order in time, which it may still have taken).
+    Unavailable { retry_after: bool, refused: bool },
     /// Anything else, or no answer (the API was down, or too slow).
     Other(String),
 }
@@ -143,7 +145,18 @@ pub async fn place(
                 .and_then(|id| Uuid::parse_str(id).ok());
             (Answer::Accepted, id)
         }
-        StatusCode::SERVICE_UNAVAILABLE => (Answer::Unavailable { retry_after }, None),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            let refused = body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("nothing was accepted"));
+            (
+                Answer::Unavailable {
+                    retry_after,
+                    refused,
+                },
+                None,
+            )
+        }
         other => (Answer::Other(format!("{other}")), None),
     }
 }

@@ -21,10 +21,46 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use stack_tests::free_loopback_address;
 
-/// PostgreSQL's programs.
+/// PostgreSQL's programs when nothing else is found.
 pub const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
-/// nats-server.
+/// nats-server when nothing else is found.
 pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// PostgreSQL's program directory: `ORDERFLOW_POSTGRES_BIN`, else the newest
+/// Debian installation under /usr/lib/postgresql, else [`POSTGRES_BIN`].
+pub fn postgres_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ORDERFLOW_POSTGRES_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut installed: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    installed.sort();
+    installed
+        .pop()
+        .map(|(_, bin)| bin)
+        .unwrap_or_else(|| PathBuf::from(POSTGRES_BIN))
+}
+
+/// nats-server: `ORDERFLOW_NATS_SERVER`, else [`NATS_SERVER`] when it exists,
+/// else the one on the PATH.
+pub fn nats_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORDERFLOW_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    if Path::new(NATS_SERVER).exists() {
+        PathBuf::from(NATS_SERVER)
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
 /// How long a server may take to accept connections after it was started.
 pub const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,7 +151,7 @@ fn postgres_account() -> anyhow::Result<Option<(u32, u32)>> {
 
 /// `program` from PostgreSQL's directory, as the account that owns the cluster.
 fn postgres_command(program: &str, account: Option<(u32, u32)>) -> Command {
-    let mut command = Command::new(Path::new(POSTGRES_BIN).join(program));
+    let mut command = Command::new(postgres_bin().join(program));
     if let Some((uid, gid)) = account {
         command.uid(uid).gid(gid);
     }
@@ -277,7 +313,7 @@ impl PrivateNats {
     /// JetStream answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let mut command = Command::new(NATS_SERVER);
+        let mut command = Command::new(nats_server());
         command
             .args([
                 "-js",

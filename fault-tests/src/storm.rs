@@ -334,19 +334,48 @@ pub async fn check(
         ),
     });
 
-    // Nothing half-accepted: an order answered 503 does not exist.
-    let refused: Vec<Uuid> = record.unavailable().map(|s| s.order_id).collect();
+    // Nothing half-accepted: an order refused with 503 does not exist. A 503
+    // that says the queue did not confirm the order in time promises
+    // nothing either way; such orders are decided like any other (the stock
+    // checks above cover every order naming the products).
+    let refused: Vec<Uuid> = record
+        .unavailable()
+        .filter(|s| {
+            matches!(
+                s.answer,
+                crate::load::Answer::Unavailable { refused: true, .. }
+            )
+        })
+        .map(|s| s.order_id)
+        .collect();
+    let unconfirmed: Vec<Uuid> = record
+        .unavailable()
+        .filter(|s| {
+            matches!(
+                s.answer,
+                crate::load::Answer::Unavailable { refused: false, .. }
+            )
+        })
+        .map(|s| s.order_id)
+        .collect();
+    let unconfirmed_present: i64 =
+        sqlx::query_scalar("select count(*) from orders where id = any($1)")
+            .bind(&unconfirmed)
+            .fetch_one(pool)
+            .await?;
     let refused_but_present: i64 =
         sqlx::query_scalar("select count(*) from orders where id = any($1)")
             .bind(&refused)
             .fetch_one(pool)
             .await?;
     checks.push(Check {
-        name: "nothing answered 503 was accepted",
+        name: "nothing refused with 503 was accepted",
         ok: refused_but_present == 0,
         detail: format!(
-            "{refused_but_present} of {} orders answered 503 exist",
-            refused.len()
+            "{refused_but_present} of {} refused orders exist; of {} answered 503 as \
+             unconfirmed, {unconfirmed_present} were taken after all",
+            refused.len(),
+            unconfirmed.len()
         ),
     });
     let without_retry_after = record
@@ -354,7 +383,10 @@ pub async fn check(
         .filter(|s| {
             matches!(
                 s.answer,
-                crate::load::Answer::Unavailable { retry_after: false }
+                crate::load::Answer::Unavailable {
+                    retry_after: false,
+                    ..
+                }
             )
         })
         .count();

@@ -53,8 +53,14 @@ impl Client {
         for _ in 0..count {
             let (answer, id, took) = self.order().await;
             assert!(
-                matches!(answer, Answer::Unavailable { retry_after: true }),
-                "expected 503 with Retry-After, got {answer:?}"
+                matches!(
+                    answer,
+                    Answer::Unavailable {
+                        retry_after: true,
+                        refused: true
+                    }
+                ),
+                "expected 503 with Retry-After, nothing accepted, got {answer:?}"
             );
             ids.push(id);
             slowest = slowest.max(took);
