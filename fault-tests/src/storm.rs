@@ -607,16 +607,19 @@ pub async fn decision_events(fs: &FaultStack) -> anyhow::Result<Vec<DecisionEven
     Ok(events)
 }
 
+/// One row of `pg_stat_activity`: client, state, wait, query, seconds in state.
+type Session = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+);
+
 /// The database sessions of the stack, for a failure report: what each
 /// holds or waits for.
 pub async fn sessions(pool: &sqlx::PgPool) -> String {
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-    )> = sqlx::query_as(
+    let rows: Vec<Session> = sqlx::query_as(
         "select client_addr::text, state, wait_event_type || ':' || wait_event, left(query, 100),
                     extract(epoch from now() - state_change)::float8
              from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
