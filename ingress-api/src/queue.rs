@@ -28,9 +28,25 @@ pub enum QueueError {
     /// it is.
     #[error("the order queue cannot take the order now: {0}")]
     Unavailable(String),
+    /// The message was sent but neither acknowledged nor found in the
+    /// stream afterwards (the connection dropped meanwhile): the broker may
+    /// have stored it, and then the order is decided as any other.
+    #[error("the order queue did not confirm the order: {0}")]
+    Unconfirmed(String),
+}
+
+impl QueueError {
+    /// What went wrong, for the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            QueueError::Unavailable(reason) | QueueError::Unconfirmed(reason) => reason,
+        }
+    }
 }
 
 pub struct OrderQueue {
+    /// The connection under `js`, asked whether it is up before a publish.
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: Stream,
     naming: Naming,
@@ -41,6 +57,7 @@ pub struct OrderQueue {
 
 impl OrderQueue {
     pub fn new(
+        client: async_nats::Client,
         js: jetstream::Context,
         stream: Stream,
         naming: Naming,
@@ -48,6 +65,7 @@ impl OrderQueue {
         publish_timeout: Duration,
     ) -> Self {
         Self {
+            client,
             js,
             stream,
             naming,
@@ -77,11 +95,15 @@ impl OrderQueue {
         {
             Ok(queued) => Ok(queued),
             Err(err) => {
-                if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
-                    return Ok(Queued {
-                        sequence: 0,
-                        duplicate: true,
-                    });
+                // Asking a broker the client is not connected to would only
+                // wait out the request timeout.
+                if self.connected() {
+                    if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
+                        return Ok(Queued {
+                            sequence: 0,
+                            duplicate: true,
+                        });
+                    }
                 }
                 warn!(order_id = %order.order_id, %err, "publish failed");
                 Err(err)
@@ -127,7 +149,22 @@ impl OrderQueue {
         let deadline = Instant::now() + self.publish_timeout;
         let mut last_error = String::new();
         let mut pause = Duration::from_millis(25);
+        let mut sent = false;
         while Instant::now() < deadline {
+            // While the connection is down the client would buffer the
+            // message and send it after reconnecting, long after this
+            // request was answered 503: a refused order that is accepted
+            // after all. So nothing is sent then, and the answer comes at
+            // once rather than after the whole publish timeout.
+            if !self.connected() {
+                if !sent {
+                    return Err(QueueError::Unavailable(
+                        "not connected to the broker".into(),
+                    ));
+                }
+                break;
+            }
+            sent = true;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt = async {
                 let ack = self
@@ -160,7 +197,15 @@ impl OrderQueue {
             tokio::time::sleep(pause.min(remaining)).await;
             pause = (pause * 2).min(Duration::from_millis(500));
         }
-        Err(QueueError::Unavailable(last_error))
+        if last_error.is_empty() {
+            last_error = "the connection to the broker was lost".into();
+        }
+        Err(QueueError::Unconfirmed(last_error))
+    }
+
+    /// Whether the client is connected to the broker now.
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// The queued command at `sequence`, if it is still queued.

@@ -69,6 +69,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("open stream {}: {e}", naming.dead_orders_stream()))?;
         let queue = OrderQueue::new(
+            client.clone(),
             js,
             orders,
             naming.clone(),

@@ -30,7 +30,9 @@ mod stack;
 use std::path::PathBuf;
 
 pub use api::{Answer, Api};
-pub use stack::{free_loopback_address, Service, Stack, StackOptions, READY_TIMEOUT, STOP_TIMEOUT};
+pub use stack::{
+    append_to, free_loopback_address, Service, Stack, StackOptions, READY_TIMEOUT, STOP_TIMEOUT,
+};
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {

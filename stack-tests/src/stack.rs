@@ -73,6 +73,9 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// The services started (and awaited) by [`Stack::start_with`].
     pub services: Vec<Service>,
+    /// More environment for one service, applied after [`StackOptions::env`]:
+    /// a fault test points each service at its own proxies this way.
+    pub service_env: Vec<(Service, String, String)>,
 }
 
 impl Default for StackOptions {
@@ -81,6 +84,7 @@ impl Default for StackOptions {
             partitions: 4,
             env: Vec::new(),
             services: Service::ALL.to_vec(),
+            service_env: Vec::new(),
         }
     }
 }
@@ -89,6 +93,13 @@ impl StackOptions {
     /// Adds one environment variable for every service.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds one environment variable for `service` only.
+    pub fn service_env(mut self, service: Service, name: &str, value: &str) -> Self {
+        self.service_env
+            .push((service, name.to_owned(), value.to_owned()));
         self
     }
 }
@@ -124,9 +135,18 @@ impl Stack {
 
     /// The services of `options`, each ready.
     pub async fn start_with(options: StackOptions) -> anyhow::Result<Self> {
-        let binaries = Binaries::get()?;
         let db = TestDatabase::create().await?;
-        let ns = TestNamespace::new();
+        Self::start_on(options, db, TestNamespace::new()).await
+    }
+
+    /// The services of `options` over a database and namespace the test made
+    /// (on servers of its own, say), each ready.
+    pub async fn start_on(
+        options: StackOptions,
+        db: TestDatabase,
+        ns: TestNamespace,
+    ) -> anyhow::Result<Self> {
+        let binaries = Binaries::get()?;
         let log_dir = tempfile::Builder::new()
             .prefix("orderflow-stack-")
             .tempdir()
@@ -192,6 +212,14 @@ impl Stack {
         let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
         overrides.push(("RUST_LOG", &rust_log));
         for (name, value) in &self.options.env {
+            overrides.push((name, value));
+        }
+        for (_, name, value) in self
+            .options
+            .service_env
+            .iter()
+            .filter(|(only, ..)| *only == service)
+        {
             overrides.push((name, value));
         }
         testkit::env_vars(&self.db, &self.ns, &overrides)

@@ -59,12 +59,21 @@ pub struct TestDatabase {
     pub url: String,
     /// A pool on it for the test's own queries.
     pub pool: PgPool,
+    /// The admin connection it was created through, and is dropped through.
+    admin_url: String,
 }
 
 impl TestDatabase {
     /// Creates and migrates a fresh database.
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_database_url();
+        Self::create_on(&admin_database_url()).await
+    }
+
+    /// Creates and migrates a fresh database on the server of `admin_url`
+    /// (an admin connection, database `postgres`), for tests that run a
+    /// server of their own.
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_owned();
         let name = format!("orderflow_test_{}", unique_suffix());
         let mut admin = PgConnection::connect(&admin_url)
             .await
@@ -84,7 +93,12 @@ impl TestDatabase {
             .run(&pool)
             .await
             .context("migrate the test database")?;
-        Ok(Self { name, url, pool })
+        Ok(Self {
+            name,
+            url,
+            pool,
+            admin_url,
+        })
     }
 }
 
@@ -109,7 +123,7 @@ pub fn database_url_for(admin_url: &str, name: &str) -> String {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let admin_url = admin_database_url();
+        let admin_url = self.admin_url.clone();
         // Drop runs inside the test's runtime, which cannot be blocked on; a
         // thread with a runtime of its own does the clean-up.
         let _ = std::thread::spawn(move || {
@@ -135,13 +149,25 @@ pub struct TestNamespace {
     pub namespace: String,
     /// Names under it.
     pub naming: Naming,
+    /// The server its streams are deleted from.
+    nats_url: String,
 }
 
 impl TestNamespace {
     pub fn new() -> Self {
+        Self::on(&nats_url())
+    }
+
+    /// A namespace on the server at `url`, for tests that run a server of
+    /// their own.
+    pub fn on(url: &str) -> Self {
         let namespace = format!("t{}", unique_suffix());
         let naming = Naming::new(&namespace).expect("a valid namespace");
-        Self { namespace, naming }
+        Self {
+            namespace,
+            naming,
+            nats_url: url.to_owned(),
+        }
     }
 }
 
@@ -158,7 +184,7 @@ impl Drop for TestNamespace {
             self.naming.events_stream(),
             self.naming.dead_orders_stream(),
         ];
-        let url = nats_url();
+        let url = self.nats_url.clone();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -192,11 +192,24 @@ pub async fn place_order(
         .publish(partition, &order, &request_trace(trace).0)
         .await
         .map_err(|err| {
-            let QueueError::Unavailable(reason) = err;
             metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(1);
-            tracing::warn!(%reason, "refusing an order: the queue cannot take it");
+            tracing::warn!(
+                reason = err.reason(),
+                "refusing an order: the queue cannot take it"
+            );
+            let detail = match err {
+                QueueError::Unavailable(_) => {
+                    "the order queue cannot take orders right now; nothing was accepted"
+                }
+                // Saying "nothing was accepted" here would be a lie when the
+                // broker stored the order before the connection dropped.
+                QueueError::Unconfirmed(_) => {
+                    "the order queue did not confirm the order in time; it may still be \
+                     accepted: retry with the same Idempotency-Key to learn its fate"
+                }
+            };
             ApiError::Unavailable {
-                detail: "the order queue cannot take orders right now; nothing was accepted".into(),
+                detail: detail.into(),
                 retry_after_seconds: 1,
             }
         })?;
@@ -214,11 +227,20 @@ pub async fn place_order(
 /// A refusal by the queue, answered 503 with `Retry-After`: nothing was
 /// accepted, and the client may retry.
 fn queue_unavailable(err: QueueError) -> ApiError {
-    let QueueError::Unavailable(reason) = err;
+    let reason = err.reason();
     metrics::counter!(metric_names::ORDERS_UNAVAILABLE).increment(1);
     tracing::warn!(%reason, "refusing a command: the queue cannot take it");
+    let detail = match err {
+        QueueError::Unavailable(_) => {
+            "the order queue cannot take commands right now; nothing was accepted"
+        }
+        QueueError::Unconfirmed(_) => {
+            "the order queue did not confirm the command in time; it may still be applied: \
+             repeating it is safe"
+        }
+    };
     ApiError::Unavailable {
-        detail: "the order queue cannot take commands right now; nothing was accepted".into(),
+        detail: detail.into(),
         retry_after_seconds: 1,
     }
 }

@@ -12,6 +12,7 @@
 //! go out in the order they were recorded: a delivery is not leased while an
 //! earlier one of the same endpoint and key is still pending.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,12 +108,12 @@ impl Dispatcher {
             }
             if gauges_at.elapsed() >= GAUGE_INTERVAL {
                 gauges_at = Instant::now();
-                self.refresh_gauges().await;
+                driving(&mut in_flight, self.refresh_gauges()).await;
             }
             let room = self.config.max_in_flight.saturating_sub(in_flight.len());
             let mut leased_any = false;
             if room > 0 {
-                match self.lease(room).await {
+                match driving(&mut in_flight, self.lease(room)).await {
                     Ok(leased) => {
                         backoff.reset();
                         leased_any = !leased.is_empty();
@@ -122,7 +123,7 @@ impl Dispatcher {
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "could not lease webhook deliveries");
-                        if !backoff.wait(shutdown).await {
+                        if !driving(&mut in_flight, backoff.wait(shutdown)).await {
                             break;
                         }
                         continue;
@@ -343,4 +344,23 @@ fn truncate(mut text: String) -> String {
         text.truncate(end);
     }
     text
+}
+
+/// Awaits `work` while still driving the requests in flight. A request holds
+/// a pool connection while it records its outcome; left unpolled while the
+/// loop waits for a connection of its own, it would hold it for good, and a
+/// few of them starve the whole notifier of connections (seen after the
+/// database link stalled for a second and a half: every query in the
+/// notifier then timed out waiting for the pool, forever).
+async fn driving<F, T>(in_flight: &mut FuturesUnordered<F>, work: impl Future<Output = T>) -> T
+where
+    F: Future<Output = ()>,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+        }
+    }
 }
