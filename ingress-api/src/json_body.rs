@@ -19,6 +19,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        decode(&bytes).map(JsonBody)
+    }
+}
+
+/// The raw bytes of a JSON request body, for handlers that decode it through
+/// a pure function of their own: the content type is checked and the body
+/// read within [`MAX_BODY_BYTES`], nothing more.
+pub struct JsonBytes(pub Bytes);
+
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -32,13 +49,12 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|_| ApiError::PayloadTooLarge {
-                    limit: MAX_BODY_BYTES,
-                })?;
-        decode(&bytes).map(JsonBody)
+        Bytes::from_request(req, state)
+            .await
+            .map(JsonBytes)
+            .map_err(|_| ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            })
     }
 }
 
