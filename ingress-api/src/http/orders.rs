@@ -1,6 +1,6 @@
 //! `POST /orders`, `GET /orders/{id}`, `GET /orders`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,6 +26,7 @@ use crate::json_body::{self, JsonBytes};
 use crate::order_records::{self, ListQuery, OrderView};
 use crate::query_params::QueryParams;
 use crate::queue::QueueError;
+use crate::path_params::PathParams;
 use crate::state::AppState;
 
 /// Order ids derived from an `Idempotency-Key` live in this UUIDv5 namespace.
@@ -307,7 +308,7 @@ fn request_trace(trace: Option<Extension<RequestTrace>>) -> RequestTrace {
 pub async fn get_order(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Json<OrderView>> {
     find_order(&state, order_id)
         .await?
@@ -361,7 +362,7 @@ pub async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
     trace: Option<Extension<RequestTrace>>,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
     let trace = request_trace(trace);
     settle(&state, user, order_id, Settlement::Cancel, &trace).await
@@ -386,7 +387,7 @@ pub async fn fulfil_order(
     State(state): State<AppState>,
     user: AuthUser,
     trace: Option<Extension<RequestTrace>>,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
     user.require(Role::Staff)?;
     let trace = request_trace(trace);
