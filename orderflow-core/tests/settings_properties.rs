@@ -35,7 +35,11 @@ fn ranges() -> Vec<(&'static str, i128, i128)> {
         ("ORDERFLOW_PARTITIONS", 1, 1024),
         ("ORDERFLOW_BATCH_MAX", 1, 10_000),
         ("ORDERFLOW_JWT_TTL_SECONDS", 1, MAX_JWT_TTL_SECONDS.into()),
-        ("ORDERFLOW_PUBLISH_TIMEOUT_MS", 1, MAX_PUBLISH_TIMEOUT_MS.into()),
+        (
+            "ORDERFLOW_PUBLISH_TIMEOUT_MS",
+            1,
+            MAX_PUBLISH_TIMEOUT_MS.into(),
+        ),
         ("ORDERFLOW_ORDERS_MAX_MSGS", 1, i64::MAX.into()),
         ("ORDERFLOW_ORDERS_MAX_BYTES", 1, i64::MAX.into()),
         (

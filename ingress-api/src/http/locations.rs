@@ -21,8 +21,8 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
-use crate::query_params::QueryParams;
 use crate::path_params::PathParams;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 
 /// This module's part of the OpenAPI document.

@@ -24,9 +24,9 @@ use crate::http::cursor;
 use crate::http::request_trace::{LoggedOrderId, RequestTrace};
 use crate::json_body::{self, JsonBytes};
 use crate::order_records::{self, ListQuery, OrderView};
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::queue::QueueError;
-use crate::path_params::PathParams;
 use crate::state::AppState;
 
 /// Order ids derived from an `Idempotency-Key` live in this UUIDv5 namespace.
@@ -101,13 +101,12 @@ pub fn parse_lines(request: PlaceOrderRequest) -> Result<Vec<OrderLine>, ApiErro
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(count);
     for (index, line) in request.items.into_iter().enumerate() {
-        let sku = Sku::parse(&line.sku)
-            .map_err(|e| {
-                errors.push(
-                    FieldError::new(format!("items[{index}].sku"), e.message)
-                        .with_limit(MAX_SKU_LEN as i64),
-                )
-            });
+        let sku = Sku::parse(&line.sku).map_err(|e| {
+            errors.push(
+                FieldError::new(format!("items[{index}].sku"), e.message)
+                    .with_limit(MAX_SKU_LEN as i64),
+            )
+        });
         let quantity = Quantity::try_from(line.quantity).map_err(|e| {
             let limit = if line.quantity < 1 {
                 1

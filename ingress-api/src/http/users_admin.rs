@@ -23,8 +23,8 @@ use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::http::users::{self, TokenResponse, UserDetail};
 use crate::json_body::JsonBody;
-use crate::query_params::QueryParams;
 use crate::path_params::PathParams;
+use crate::query_params::QueryParams;
 use crate::state::AppState;
 
 /// This module's part of the OpenAPI document.
