@@ -59,8 +59,15 @@ where
 }
 
 /// Decodes JSON, telling a syntax error (400) from a well-formed body of the
-/// wrong shape (422, with the field's path).
+/// wrong shape (422, with the field's path). A string holding the NUL
+/// character is refused (422): PostgreSQL text cannot store it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if contains_escaped_nul(bytes) {
+        return Err(ApiError::field(
+            "body",
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => {
@@ -83,4 +90,22 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// Whether a JSON text has a `\u0000` escape in it. JSON cannot carry a raw
+/// NUL in a string, so the escape is the only way one arrives; an escaped
+/// backslash before `u0000` is skipped as the escape it is.
+pub fn contains_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
