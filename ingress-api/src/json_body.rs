@@ -80,7 +80,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_data() {
-                let field = if path == "." { "body".to_owned() } else { path };
+                // The root, or an unknown key that is the empty string (its
+                // path prints as nothing), is the body as a whole.
+                let field = if path == "." || path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    path
+                };
                 Err(ApiError::Validation(vec![FieldError::new(
                     field,
                     inner.to_string(),

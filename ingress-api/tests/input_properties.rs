@@ -156,6 +156,13 @@ fn list_orders_query(query: &str) -> Option<Result<ListOrdersParams, ApiError>> 
     )
 }
 
+/// Found by the fuzzer: an unknown empty key was refused naming the field "".
+#[test]
+fn an_unknown_empty_key_is_refused_naming_the_body() {
+    let error = decode_order_request(br#"{"": 1, "items": []}"#).unwrap_err();
+    assert_eq!(refused_fields(error), vec![("body".to_owned(), None)]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
