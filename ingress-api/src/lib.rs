@@ -13,6 +13,7 @@
 //! - [`error`]: `ApiError`, answered as problem+json.
 //! - [`json_body`]: the JSON body extractor that names refused fields.
 //! - [`query_params`]: the query string extractor, refusing as problem+json.
+//! - [`path_params`]: the path parameter extractor, refusing as problem+json.
 //! - [`server`]: the connection loop, with the connection and header limits.
 //! - [`state`]: the shared `AppState`.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod json_body;
 pub mod order_records;
+pub mod path_params;
 pub mod pending;
 pub mod query_params;
 pub mod queue;

@@ -18,6 +18,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // PostgreSQL text cannot hold NUL; refused here rather than failing
+        // the query that would bind it.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::field(
+                "query",
+                "must not contain the NUL character (%00)",
+            ));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(params)| QueryParams(params))

@@ -288,3 +288,102 @@ mod tests {
         assert_ne!(request_hash(&a), request_hash(&c));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The sku rule written out independently of `Sku::parse`.
+    fn is_sku(raw: &str) -> bool {
+        (1..=MAX_SKU_LEN).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn every_sku_of_the_alphabet_parses_and_round_trips(raw in "[A-Za-z0-9._-]{1,64}") {
+            let sku = Sku::parse(&raw).unwrap();
+            prop_assert_eq!(sku.as_str(), raw.as_str());
+            let json = serde_json::to_string(&sku).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Sku>(&json).unwrap(), sku);
+        }
+
+        #[test]
+        fn any_string_is_a_sku_exactly_when_it_follows_the_rule(
+            raw in prop_oneof![any::<String>(), "[A-Za-z0-9._ ;ü-]{0,70}", "[a-z]{60,70}"]
+        ) {
+            match Sku::parse(&raw) {
+                Ok(sku) => prop_assert!(is_sku(sku.as_str()), "accepted {raw:?}"),
+                Err(err) => {
+                    prop_assert!(!is_sku(&raw), "refused {raw:?}");
+                    prop_assert!(err.message.contains(&MAX_SKU_LEN.to_string()));
+                }
+            }
+            // Deserializing goes through the same rule.
+            let json = serde_json::to_string(&raw).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Sku>(&json).is_ok(), is_sku(&raw));
+        }
+
+        #[test]
+        fn a_quantity_exists_exactly_within_its_limits(value in prop_oneof![
+            any::<i64>(),
+            -2..10_003i64,
+        ]) {
+            let in_range = (MIN_LINE_QUANTITY..=MAX_LINE_QUANTITY).contains(&value);
+            match Quantity::try_from(value) {
+                Ok(quantity) => {
+                    prop_assert!(in_range);
+                    prop_assert_eq!(quantity.get(), value);
+                    let json = serde_json::to_string(&quantity).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<Quantity>(&json).unwrap(), quantity);
+                }
+                Err(err) => {
+                    prop_assert!(!in_range);
+                    prop_assert!(err.message.contains(&MIN_LINE_QUANTITY.to_string()));
+                    prop_assert!(err.message.contains(&MAX_LINE_QUANTITY.to_string()));
+                }
+            }
+            prop_assert_eq!(serde_json::from_str::<Quantity>(&value.to_string()).is_ok(), in_range);
+        }
+
+        #[test]
+        fn order_lines_round_trip_through_json(
+            sku in "[A-Za-z0-9._-]{1,64}",
+            quantity in MIN_LINE_QUANTITY..=MAX_LINE_QUANTITY,
+        ) {
+            let line = OrderLine { sku: Sku::parse(&sku).unwrap(), quantity: Quantity::try_from(quantity).unwrap() };
+            let json = serde_json::to_vec(&line).unwrap();
+            prop_assert_eq!(serde_json::from_slice::<OrderLine>(&json).unwrap(), line);
+        }
+
+        #[test]
+        fn names_of_roles_statuses_and_reasons_parse_exactly_to_their_variant(
+            raw in prop_oneof![
+                any::<String>(),
+                "(admin|manager|staff|customer|pending|confirmed|rejected|cancelled|fulfilled)",
+                "(insufficient_stock|unknown_sku|product_archived|Admin|PENDING| staff)",
+            ]
+        ) {
+            if let Ok(role) = Role::parse(&raw) {
+                prop_assert_eq!(role.as_str(), raw.as_str());
+            } else {
+                prop_assert!(!["admin", "manager", "staff", "customer"].contains(&raw.as_str()));
+            }
+            if let Ok(status) = OrderStatus::parse(&raw) {
+                prop_assert_eq!(status.as_str(), raw.as_str());
+            } else {
+                prop_assert!(!["pending", "confirmed", "rejected", "cancelled", "fulfilled"]
+                    .contains(&raw.as_str()));
+            }
+            match RejectReason::parse(&raw) {
+                Some(reason) => prop_assert_eq!(reason.as_str(), raw.as_str()),
+                None => prop_assert!(RejectReason::ALL.iter().all(|r| r.as_str() != raw)),
+            }
+        }
+    }
+}

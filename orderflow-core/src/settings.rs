@@ -2,12 +2,19 @@
 //! each uses the parts it needs.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 /// The development JWT secret. Refused when `ORDERFLOW_ENV=production`.
 pub const DEV_JWT_SECRET: &str = "orderflow-dev-secret-change-me";
+/// Longest `ORDERFLOW_JWT_TTL_SECONDS`: a year.
+pub const MAX_JWT_TTL_SECONDS: u64 = 365 * 24 * 3600;
+/// Longest `ORDERFLOW_PUBLISH_TIMEOUT_MS`: five minutes.
+pub const MAX_PUBLISH_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+/// Longest `ORDERFLOW_RECONCILE_INTERVAL_SECONDS`: a day.
+pub const MAX_RECONCILE_INTERVAL_SECONDS: u64 = 24 * 3600;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,9 +152,12 @@ impl Settings {
             partitions,
             namespace: get("ORDERFLOW_NAMESPACE", ""),
             jwt_secret,
-            jwt_ttl: Duration::from_secs(parse(
+            // Bounded so that expiry times and deadlines computed from these
+            // never overflow, and so a typo cannot make a token immortal.
+            jwt_ttl: Duration::from_secs(parse_within(
                 &get("ORDERFLOW_JWT_TTL_SECONDS", "900"),
                 "ORDERFLOW_JWT_TTL_SECONDS",
+                1..=MAX_JWT_TTL_SECONDS,
             )?),
             admin,
             rate_limit_per_client: parse(
@@ -156,22 +166,28 @@ impl Settings {
             )?,
             max_connections,
             batch_max,
-            publish_timeout: Duration::from_millis(parse(
+            publish_timeout: Duration::from_millis(parse_within(
                 &get("ORDERFLOW_PUBLISH_TIMEOUT_MS", "2000"),
                 "ORDERFLOW_PUBLISH_TIMEOUT_MS",
+                1..=MAX_PUBLISH_TIMEOUT_MS,
             )?),
-            orders_max_msgs: parse(
+            // JetStream reads a negative limit as "unlimited", which would
+            // drop the refusal of new orders when the stream is full.
+            orders_max_msgs: parse_within(
                 &get("ORDERFLOW_ORDERS_MAX_MSGS", "1000000"),
                 "ORDERFLOW_ORDERS_MAX_MSGS",
+                1..=i64::MAX,
             )?,
-            orders_max_bytes: parse(
+            orders_max_bytes: parse_within(
                 &get("ORDERFLOW_ORDERS_MAX_BYTES", "1073741824"),
                 "ORDERFLOW_ORDERS_MAX_BYTES",
+                1..=i64::MAX,
             )?,
             reconcile_interval: Duration::from_secs(
-                parse::<u64>(
+                parse_within::<u64>(
                     &get("ORDERFLOW_RECONCILE_INTERVAL_SECONDS", "60"),
                     "ORDERFLOW_RECONCILE_INTERVAL_SECONDS",
+                    0..=MAX_RECONCILE_INTERVAL_SECONDS,
                 )?
                 .max(1),
             ),
@@ -188,6 +204,23 @@ where
 {
     raw.parse()
         .with_context(|| format!("{name} is not valid: {raw:?}"))
+}
+
+/// Parses a number and refuses it outside `range`, naming the variable.
+fn parse_within<T>(raw: &str, name: &str, range: RangeInclusive<T>) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let value: T = parse(raw, name)?;
+    if !range.contains(&value) {
+        bail!(
+            "{name} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! never hold stock: stock operations refuse them, and the processor never
 //! allocates from them.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::state::AppState;
 
@@ -185,7 +186,7 @@ pub async fn list_locations(
 pub async fn rename_location(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(code): Path<String>,
+    PathParams(code): PathParams<String>,
     JsonBody(rename): JsonBody<LocationRename>,
 ) -> ApiResult<Json<LocationView>> {
     user.require(Role::Manager)?;
@@ -227,7 +228,7 @@ pub async fn rename_location(
 pub async fn archive_location(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(code): Path<String>,
+    PathParams(code): PathParams<String>,
 ) -> ApiResult<Json<LocationView>> {
     user.require(Role::Manager)?;
     let mut tx = state.pool.begin().await?;

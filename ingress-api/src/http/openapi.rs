@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::routing::get;
 use axum::Router;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Response};
 use utoipa::OpenApi;
 
 use crate::http::{
@@ -50,7 +51,89 @@ pub fn document() -> Document {
                 .build(),
         ),
     );
+    for (path, item) in document.paths.paths.iter_mut() {
+        // The probes answer without the database or a token.
+        let probe = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            declare_refusals(operation, probe);
+        }
+    }
     document
+}
+
+/// Declares what every route of a kind may answer besides what its own
+/// annotation lists, because extractors and layers shared by all routes
+/// answer it: a token check, a JSON body, path and query parameters, the
+/// database. Every refusal is problem+json; the annotations say `body =
+/// Problem`, which utoipa declares as `application/json`.
+fn declare_refusals(operation: &mut Operation, probe: bool) {
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let has_path = parameters
+        .iter()
+        .any(|p| p.parameter_in == ParameterIn::Path);
+    let has_query = parameters
+        .iter()
+        .any(|p| p.parameter_in == ParameterIn::Query);
+    let has_body = operation.request_body.is_some();
+    let authenticated = operation
+        .security
+        .as_ref()
+        .is_some_and(|security| !security.is_empty());
+
+    let mut shared = Vec::new();
+    if authenticated {
+        shared.push(("401", "No valid token"));
+    }
+    if has_body {
+        shared.push(("400", "Malformed JSON"));
+        shared.push(("413", "Body over 64 KiB"));
+        shared.push(("415", "The body is not application/json"));
+        shared.push(("422", "A refused field, named with its limit"));
+    }
+    if has_query {
+        shared.push(("422", "A refused query parameter"));
+    }
+    if has_path {
+        shared.push(("404", "Nothing at this path"));
+    }
+    if !probe {
+        shared.push((
+            "503",
+            "The database or the queue is unavailable now; see Retry-After",
+        ));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in shared {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    }
+    let problem = Ref::from_schema_name("Problem");
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let is_problem = response.content.is_empty()
+            || response.content.values().any(|content| {
+                matches!(&content.schema, Some(RefOr::Ref(schema)) if schema.ref_location == problem.ref_location)
+            });
+        if (status.starts_with('4') || status.starts_with('5')) && is_problem {
+            response.content.clear();
+            response.content.insert(
+                "application/problem+json".to_owned(),
+                Content::new(Some(problem.clone())),
+            );
+        }
+    }
 }
 
 pub fn router() -> Router<AppState> {

@@ -1,6 +1,6 @@
 //! `POST /orders`, `GET /orders/{id}`, `GET /orders`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -9,8 +9,8 @@ use chrono::Utc;
 use orderflow_core::command::{OrderAction, OrderCommand, PlaceOrder};
 use orderflow_core::domain::{request_hash, OrderLine, OrderStatus, Quantity, Role, Sku};
 use orderflow_core::limits::{
-    DEFAULT_PAGE_LIMIT, MAX_IDEMPOTENCY_KEY_LEN, MAX_LINE_QUANTITY, MAX_ORDER_LINES,
-    MAX_PAGE_LIMIT, MIN_ORDER_LINES,
+    DEFAULT_PAGE_LIMIT, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN, MAX_LINE_QUANTITY,
+    MAX_ORDER_LINES, MAX_PAGE_LIMIT, MAX_SKU_LEN, MIN_ORDER_LINES,
 };
 use orderflow_core::metric_names;
 use orderflow_core::partition::partition_for;
@@ -22,8 +22,9 @@ use crate::auth::AuthUser;
 use crate::error::{database_unreachable, ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::request_trace::{LoggedOrderId, RequestTrace};
-use crate::json_body::JsonBody;
+use crate::json_body::{self, JsonBytes};
 use crate::order_records::{self, ListQuery, OrderView};
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::queue::QueueError;
 use crate::state::AppState;
@@ -68,6 +69,18 @@ pub struct OrderAccepted {
     pub status: OrderStatus,
 }
 
+/// Decodes and checks the body of `POST /orders`: everything the API does
+/// with the bytes before it queues the order, as a pure function so the
+/// property tests and the fuzz target drive exactly this path.
+pub fn decode_order_request(body: &[u8]) -> ApiResult<Vec<OrderLine>> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    parse_lines(json_body::decode(body)?)
+}
+
 /// Turns the request into order lines, reporting every refused field at once.
 pub fn parse_lines(request: PlaceOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
     let count = request.items.len();
@@ -88,8 +101,12 @@ pub fn parse_lines(request: PlaceOrderRequest) -> Result<Vec<OrderLine>, ApiErro
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(count);
     for (index, line) in request.items.into_iter().enumerate() {
-        let sku = Sku::parse(&line.sku)
-            .map_err(|e| errors.push(FieldError::new(format!("items[{index}].sku"), e.message)));
+        let sku = Sku::parse(&line.sku).map_err(|e| {
+            errors.push(
+                FieldError::new(format!("items[{index}].sku"), e.message)
+                    .with_limit(MAX_SKU_LEN as i64),
+            )
+        });
         let quantity = Quantity::try_from(line.quantity).map_err(|e| {
             let limit = if line.quantity < 1 {
                 1
@@ -153,9 +170,9 @@ pub async fn place_order(
     user: AuthUser,
     headers: HeaderMap,
     trace: Option<Extension<RequestTrace>>,
-    JsonBody(request): JsonBody<PlaceOrderRequest>,
+    JsonBytes(body): JsonBytes,
 ) -> ApiResult<Response> {
-    let items = parse_lines(request)?;
+    let items = decode_order_request(&body)?;
     let key = idempotency_key(&headers)?;
     let hash = request_hash(&items);
     let order_id = match &key {
@@ -312,7 +329,7 @@ fn request_trace(trace: Option<Extension<RequestTrace>>) -> RequestTrace {
 pub async fn get_order(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Json<OrderView>> {
     find_order(&state, order_id)
         .await?
@@ -366,7 +383,7 @@ pub async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
     trace: Option<Extension<RequestTrace>>,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
     let trace = request_trace(trace);
     settle(&state, user, order_id, Settlement::Cancel, &trace).await
@@ -391,7 +408,7 @@ pub async fn fulfil_order(
     State(state): State<AppState>,
     user: AuthUser,
     trace: Option<Extension<RequestTrace>>,
-    Path(order_id): Path<Uuid>,
+    PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
     user.require(Role::Staff)?;
     let trace = request_trace(trace);

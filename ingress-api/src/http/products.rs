@@ -1,7 +1,7 @@
 //! The catalogue: `POST /products`, `GET /products`, `GET /products/{sku}`,
 //! `PATCH /products/{sku}` and `POST /products/{sku}/archive`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::state::AppState;
 use crate::stock;
@@ -353,7 +354,7 @@ async fn product_view(executor: impl PgExecutor<'_>, sku: &str) -> ApiResult<Opt
 pub async fn get_product(
     State(state): State<AppState>,
     _user: AuthUser,
-    Path(sku): Path<String>,
+    PathParams(sku): PathParams<String>,
 ) -> ApiResult<Json<ProductDetail>> {
     let product = product_view(&state.pool, &sku)
         .await?
@@ -381,7 +382,7 @@ pub async fn get_product(
 pub async fn update_product(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(sku): Path<String>,
+    PathParams(sku): PathParams<String>,
     JsonBody(change): JsonBody<ProductChange>,
 ) -> ApiResult<Json<ProductView>> {
     user.require(Role::Manager)?;
@@ -465,7 +466,7 @@ pub async fn update_product(
 pub async fn archive_product(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(sku): Path<String>,
+    PathParams(sku): PathParams<String>,
 ) -> ApiResult<Json<ProductView>> {
     user.require(Role::Manager)?;
     let mut tx = state.pool.begin().await?;

@@ -5,7 +5,7 @@
 //! [`crate::auth::revocation`]. The change applies at once on the replica
 //! that made it and within about a second on the others.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::http::users::{self, TokenResponse, UserDetail};
 use crate::json_body::JsonBody;
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::state::AppState;
 
@@ -194,7 +195,7 @@ pub async fn create_user(
 pub async fn update_user(
     _admin: AdminUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(change): JsonBody<UserChange>,
 ) -> ApiResult<Json<UserDetail>> {
     // An id that is not a UUID names no user.

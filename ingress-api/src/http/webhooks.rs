@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::cursor;
 use crate::http::orders::page_limit;
 use crate::json_body::JsonBody;
+use crate::path_params::PathParams;
 use crate::query_params::QueryParams;
 use crate::state::AppState;
 
@@ -347,7 +348,7 @@ pub async fn list_webhooks(
 pub async fn update_webhook(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(change): JsonBody<WebhookChange>,
 ) -> ApiResult<Json<Webhook>> {
     user.require(Role::Manager)?;
@@ -401,7 +402,7 @@ pub async fn update_webhook(
 pub async fn delete_webhook(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<StatusCode> {
     user.require(Role::Manager)?;
     let id = webhook_id(&id)?;
@@ -426,7 +427,7 @@ pub async fn delete_webhook(
 pub async fn ping_webhook(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
     user.require(Role::Manager)?;
     let id = webhook_id(&id)?;
@@ -567,7 +568,7 @@ fn after(cursor_text: Option<&str>) -> ApiResult<Option<i64>> {
 pub async fn list_deliveries(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
     user.require(Role::Manager)?;
@@ -641,7 +642,7 @@ pub async fn list_dead_letters(
 pub async fn replay_delivery(
     _admin: AdminUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let replayed: Option<Uuid> = sqlx::query_scalar(
