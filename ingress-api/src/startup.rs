@@ -59,10 +59,7 @@ impl Application {
         let client = broker::connect(&settings.nats_url, "ingress-api").await?;
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(settings.publish_timeout);
-        let limits = StreamLimits {
-            orders_max_msgs: settings.orders_max_msgs,
-            orders_max_bytes: settings.orders_max_bytes,
-        };
+        let limits = StreamLimits::from(&settings);
         let (orders, events) = provision_with_retry(&js, &naming, &limits, &shutdown).await?;
         let dead_orders = js
             .get_stream(naming.dead_orders_stream())

@@ -178,10 +178,7 @@ async fn consume(
 
     let client = broker::connect(&settings.nats_url, "notifier").await?;
     let js = async_nats::jetstream::new(client.clone());
-    let limits = StreamLimits {
-        orders_max_msgs: settings.orders_max_msgs,
-        orders_max_bytes: settings.orders_max_bytes,
-    };
+    let limits = StreamLimits::from(settings);
     let events = EventConsumer::new(js.clone(), naming.clone(), options.ack_wait);
     let provisioned = retry::until_ok(
         "provision streams and the notifier consumer",

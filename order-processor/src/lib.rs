@@ -89,10 +89,7 @@ impl Processor {
 
         let client = broker::connect(&settings.nats_url, "order-processor").await?;
         let js = async_nats::jetstream::new(client.clone());
-        let limits = StreamLimits {
-            orders_max_msgs: settings.orders_max_msgs,
-            orders_max_bytes: settings.orders_max_bytes,
-        };
+        let limits = StreamLimits::from(&settings);
         let (orders, _events) = retry_until("provision streams", &shutdown, || {
             broker::provision(&js, &naming, &limits)
         })

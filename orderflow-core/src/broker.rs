@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, stream};
 
 use crate::dead_letter;
 use crate::naming::Naming;
+use crate::settings::Settings;
 
 /// How long JetStream remembers a message id; a retried publish inside this
 /// window is dropped as a duplicate.
@@ -23,6 +24,18 @@ pub struct StreamLimits {
     pub orders_max_msgs: i64,
     /// Most bytes of queued orders.
     pub orders_max_bytes: i64,
+    /// Replicas of every stream (`ORDERFLOW_STREAM_REPLICAS`).
+    pub replicas: usize,
+}
+
+impl From<&Settings> for StreamLimits {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            orders_max_msgs: settings.orders_max_msgs,
+            orders_max_bytes: settings.orders_max_bytes,
+            replicas: settings.stream_replicas,
+        }
+    }
 }
 
 /// Connects to NATS. The client reconnects by itself for ever; the first
@@ -62,6 +75,7 @@ pub async fn provision(
             max_messages: limits.orders_max_msgs,
             max_bytes: limits.orders_max_bytes,
             duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: limits.replicas,
             ..Default::default()
         })
         .await
@@ -75,6 +89,7 @@ pub async fn provision(
             discard: stream::DiscardPolicy::Old,
             max_age: EVENTS_MAX_AGE,
             duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: limits.replicas,
             ..Default::default()
         })
         .await
@@ -88,6 +103,7 @@ pub async fn provision(
         max_age: dead_letter::MAX_AGE,
         max_bytes: dead_letter::MAX_BYTES,
         duplicate_window: dead_letter::DUPLICATE_WINDOW,
+        num_replicas: limits.replicas,
         ..Default::default()
     })
     .await

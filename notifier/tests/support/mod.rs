@@ -48,10 +48,7 @@ impl Harness {
         let js = jetstream::new(client);
         let harness = Self { db, ns, js };
         let settings = harness.settings();
-        let limits = StreamLimits {
-            orders_max_msgs: settings.orders_max_msgs,
-            orders_max_bytes: settings.orders_max_bytes,
-        };
+        let limits = StreamLimits::from(&settings);
         broker::provision(&harness.js, &harness.ns.naming, &limits)
             .await
             .expect("provision the streams");
