@@ -1,6 +1,7 @@
 //! Configuration from the environment. Every service reads the same names;
 //! each uses the parts it needs.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -10,6 +11,9 @@ use anyhow::{bail, Context};
 /// The development JWT secret. Refused when `ORDERFLOW_ENV=production`.
 pub const DEV_JWT_SECRET: &str = "orderflow-dev-secret-change-me";
 /// Longest `ORDERFLOW_JWT_TTL_SECONDS`: a year.
+/// JetStream's own ceiling on a stream's replicas.
+pub const MAX_STREAM_REPLICAS: usize = 5;
+
 pub const MAX_JWT_TTL_SECONDS: u64 = 365 * 24 * 3600;
 /// Longest `ORDERFLOW_PUBLISH_TIMEOUT_MS`: five minutes.
 pub const MAX_PUBLISH_TIMEOUT_MS: u64 = 5 * 60 * 1000;
@@ -26,7 +30,7 @@ pub enum LogFormat {
 }
 
 /// All settings, parsed and checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `DATABASE_URL`.
     pub database_url: String,
@@ -62,6 +66,11 @@ pub struct Settings {
     /// inside the usual limit of open files, so a flood of connections cannot
     /// take the descriptors the database and broker connections need.
     pub max_connections: usize,
+    /// `ORDERFLOW_STREAM_REPLICAS`: JetStream replicas of each stream, 1 on
+    /// a single nats-server, 3 on a three-node cluster (an acknowledged
+    /// message is then on a majority of nodes). Applies when a stream is
+    /// created; an existing stream keeps its replicas until edited.
+    pub stream_replicas: usize,
     /// `ORDERFLOW_ADMIN_EMAIL` and `ORDERFLOW_ADMIN_PASSWORD`: the admin
     /// created (or whose password is reset) at start when both are set.
     pub admin: Option<(String, String)>,
@@ -82,6 +91,54 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `ORDERFLOW_ENV`: `production` refuses development defaults.
     pub production: bool,
+}
+
+/// Written without its secrets, so a `{:?}` in a log line or a panic message
+/// never shows the JWT secret, the admin password or a database password.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &without_password(&self.database_url))
+            .field("nats_url", &without_password(&self.nats_url))
+            .field("http_addr", &self.http_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("partitions", &self.partitions)
+            .field("namespace", &self.namespace)
+            .field("jwt_secret", &REDACTED)
+            .field("jwt_ttl", &self.jwt_ttl)
+            .field("rate_limit_per_client", &self.rate_limit_per_client)
+            .field("max_connections", &self.max_connections)
+            .field("stream_replicas", &self.stream_replicas)
+            .field(
+                "admin",
+                &self.admin.as_ref().map(|(email, _)| (email, REDACTED)),
+            )
+            .field("batch_max", &self.batch_max)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("orders_max_msgs", &self.orders_max_msgs)
+            .field("orders_max_bytes", &self.orders_max_bytes)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("log_format", &self.log_format)
+            .field("production", &self.production)
+            .finish()
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `url` with the password of its user info, if any, replaced.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:{REDACTED}{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl Settings {
@@ -130,6 +187,11 @@ impl Settings {
         if max_connections == 0 {
             bail!("ORDERFLOW_MAX_CONNECTIONS must be at least 1");
         }
+        let stream_replicas = parse_within(
+            &get("ORDERFLOW_STREAM_REPLICAS", "1"),
+            "ORDERFLOW_STREAM_REPLICAS",
+            1..=MAX_STREAM_REPLICAS,
+        )?;
         let log_format = match get("ORDERFLOW_LOG_FORMAT", "json").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
@@ -165,6 +227,7 @@ impl Settings {
                 "ORDERFLOW_RATE_LIMIT_PER_CLIENT",
             )?,
             max_connections,
+            stream_replicas,
             batch_max,
             publish_timeout: Duration::from_millis(parse_within(
                 &get("ORDERFLOW_PUBLISH_TIMEOUT_MS", "2000"),
@@ -234,6 +297,54 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let s = settings(&[
+            ("ORDERFLOW_JWT_SECRET", "a-jwt-secret-of-some-length"),
+            ("ORDERFLOW_ADMIN_EMAIL", "root@example.com"),
+            ("ORDERFLOW_ADMIN_PASSWORD", "admin-password-123"),
+            (
+                "DATABASE_URL",
+                "postgres://app:db-password-456@db:5432/orderflow?sslmode=require",
+            ),
+            ("NATS_URL", "nats://nats-user:nats-password-789@nats:4222"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        for secret in [
+            "a-jwt-secret-of-some-length",
+            "admin-password-123",
+            "db-password-456",
+            "nats-password-789",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        for shown in [
+            "root@example.com",
+            "postgres://app:<redacted>@db:5432/orderflow?sslmode=require",
+        ] {
+            assert!(debug.contains(shown), "{shown} missing from {debug}");
+        }
+    }
+
+    #[test]
+    fn stream_replicas_default_to_one_and_are_bounded() {
+        assert_eq!(settings(&[]).unwrap().stream_replicas, 1);
+        assert_eq!(
+            settings(&[("ORDERFLOW_STREAM_REPLICAS", "3")])
+                .unwrap()
+                .stream_replicas,
+            3
+        );
+        for bad in ["0", "6", "three"] {
+            let err = settings(&[("ORDERFLOW_STREAM_REPLICAS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("ORDERFLOW_STREAM_REPLICAS"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

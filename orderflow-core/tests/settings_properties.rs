@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use orderflow_core::settings::{
     Settings, MAX_JWT_TTL_SECONDS, MAX_PUBLISH_TIMEOUT_MS, MAX_RECONCILE_INTERVAL_SECONDS,
+    MAX_STREAM_REPLICAS,
 };
 use proptest::prelude::*;
 
 /// Every variable `from_lookup` reads.
-const VARIABLES: [&str; 17] = [
+const VARIABLES: [&str; 20] = [
     "DATABASE_URL",
     "NATS_URL",
     "ORDERFLOW_HTTP_ADDR",
@@ -27,6 +28,9 @@ const VARIABLES: [&str; 17] = [
     "ORDERFLOW_RECONCILE_INTERVAL_SECONDS",
     "ORDERFLOW_LOG_FORMAT",
     "ORDERFLOW_ENV",
+    "ORDERFLOW_RATE_LIMIT_PER_CLIENT",
+    "ORDERFLOW_MAX_CONNECTIONS",
+    "ORDERFLOW_STREAM_REPLICAS",
 ];
 
 /// The numeric variables and the range each accepts.
@@ -42,6 +46,9 @@ fn ranges() -> Vec<(&'static str, i128, i128)> {
         ),
         ("ORDERFLOW_ORDERS_MAX_MSGS", 1, i64::MAX.into()),
         ("ORDERFLOW_ORDERS_MAX_BYTES", 1, i64::MAX.into()),
+        ("ORDERFLOW_RATE_LIMIT_PER_CLIENT", 0, u32::MAX.into()),
+        ("ORDERFLOW_MAX_CONNECTIONS", 1, usize::MAX as i128),
+        ("ORDERFLOW_STREAM_REPLICAS", 1, MAX_STREAM_REPLICAS as i128),
         (
             "ORDERFLOW_RECONCILE_INTERVAL_SECONDS",
             0,
