@@ -96,6 +96,27 @@ async fn sigterm_finishes_an_order_in_flight_refuses_new_connections_and_exits_z
         .unwrap();
     in_flight.write_all(head).await.unwrap();
     in_flight.flush().await.unwrap();
+    // The signal must find the order in flight: a connection whose request
+    // head the server has not read yet is idle, and is rightly closed.
+    eventually(
+        Duration::from_secs(10),
+        "the order's head read by ingress-api",
+        || async {
+            let metrics = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            metrics
+                .lines()
+                .any(|line| line == r#"orderflow_http_requests_in_flight{route="/orders"} 1"#)
+                .then_some(())
+        },
+    )
+    .await;
 
     let pid = Pid::from_raw(ingress.id().expect("running") as i32);
     kill(pid, Signal::SIGTERM).unwrap();

@@ -32,6 +32,9 @@ pub const HTTP_LATENCY: &str = "orderflow_http_request_duration_seconds";
 /// Counter, label `client` (`user`, `address`): requests refused with 429 by
 /// the per-client rate limit.
 pub const HTTP_RATE_LIMITED: &str = "orderflow_http_rate_limited_total";
+/// Gauge, label `route`: requests ingress-api has read the head of and not
+/// yet answered.
+pub const HTTP_IN_FLIGHT: &str = "orderflow_http_requests_in_flight";
 /// Gauge: HTTP connections ingress-api holds open.
 pub const HTTP_OPEN_CONNECTIONS: &str = "orderflow_http_open_connections";
 /// Counter: logins refused with 429 because their email failed too often.

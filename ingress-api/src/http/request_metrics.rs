@@ -34,7 +34,9 @@ pub async fn record(request: Request, next: Next) -> Response {
         .extensions()
         .get::<RequestTrace>()
         .and_then(|t| t.0.trace_id());
+    let in_flight = InFlight::enter(route.clone());
     let response = next.run(request).await;
+    drop(in_flight);
     let order_id = response.extensions().get::<LoggedOrderId>().map(|o| o.0);
     let status = response.status().as_u16().to_string();
     metrics::counter!(metric_names::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
@@ -54,4 +56,23 @@ pub async fn record(request: Request, next: Next) -> Response {
     metrics::histogram!(metric_names::HTTP_LATENCY, "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
     response
+}
+
+/// One request counted in `orderflow_http_requests_in_flight` from when its
+/// head was read until it is answered, or dropped unanswered (a client that
+/// went away, a timeout), so the gauge never drifts upwards.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn enter(route: String) -> Self {
+        let gauge = metrics::gauge!(metric_names::HTTP_IN_FLIGHT, "route" => route);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
