@@ -247,3 +247,37 @@ async fn on_shutdown_the_server_closes_idle_connections_and_returns() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_limit_on_a_verified_token_is_still_checked_for_revocation() {
+    // The limiter verifies tokens to key clients by user and hands the
+    // verified caller on; the route must still refuse a revoked token.
+    let app = TestApp::start_with(&[("ORDERFLOW_RATE_LIMIT_PER_CLIENT", "1000")], false).await;
+    let admin = app.admin_token().await;
+    let (customer_id, customer) = app.customer().await;
+    assert_eq!(app.get(&customer, "/orders").await.status(), StatusCode::OK);
+
+    let deactivated = app
+        .patch(
+            &admin,
+            &format!("/users/{customer_id}"),
+            serde_json::json!({"active": false}),
+        )
+        .await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    testkit::eventually(
+        Duration::from_secs(5),
+        "the token to be revoked",
+        || async {
+            let response = app.get(&customer, "/orders").await;
+            (response.status() == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+    let body = problem(
+        app.get(&customer, "/orders").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(body["detail"], "the token was revoked");
+}

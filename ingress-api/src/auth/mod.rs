@@ -51,6 +51,14 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The rate limiter verified this request's token already: only the
+        // revocation check is left, not a second signature check.
+        if let Some(VerifiedToken(user)) = parts.extensions.get::<VerifiedToken>().copied() {
+            return match user.still_honoured(state) {
+                true => Ok(user),
+                false => Err(ApiError::Unauthorized("the token was revoked")),
+            };
+        }
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -68,19 +76,30 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The caller of a bearer token whose signature and expiry an earlier layer
+/// (the rate limiter, which keys clients by user) has verified, left in the
+/// request's extensions so [`AuthUser`]'s extractor does not verify it again.
+/// Revocation is still checked by the extractor.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedToken(pub AuthUser);
+
 impl AuthUser {
-    /// Authenticates a raw access token: valid signature and expiry, and not
-    /// revoked.
-    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
-        let claims = state
-            .tokens
-            .verify(token.trim())
-            .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
-        let user = AuthUser {
+    /// The caller a token claims, if its signature and expiry are valid;
+    /// not yet checked against revocations.
+    pub fn verified(state: &AppState, token: &str) -> Option<Self> {
+        let claims = state.tokens.verify(token.trim()).ok()?;
+        Some(AuthUser {
             id: claims.sub,
             role: claims.role,
             token_version: claims.ver,
-        };
+        })
+    }
+
+    /// Authenticates a raw access token: valid signature and expiry, and not
+    /// revoked.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let user = AuthUser::verified(state, token)
+            .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
         if !user.still_honoured(state) {
             return Err(ApiError::Unauthorized("the token was revoked"));
         }

@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use orderflow_core::metric_names;
 use uuid::Uuid;
 
+use crate::auth::{AuthUser, VerifiedToken};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -181,14 +182,14 @@ impl Buckets {
 }
 
 /// Refuses a request over its client's limit with 429 and `Retry-After`.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(per_second) = state.rate_limiter.per_second() else {
         return next.run(request).await;
     };
     if EXEMPT_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let client = client_of(&state, &request);
+    let client = client_of(&state, &mut request);
     match state.rate_limiter.check(client) {
         Ok(()) => next.run(request).await,
         Err(retry_after_seconds) => {
@@ -208,16 +209,19 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
 
 /// The user of a validly signed bearer token (revoked or not: it still names
 /// who sends it), else the peer address.
-fn client_of(state: &AppState, request: &Request) -> Client {
+/// Who `request` counts against. A token verified here is left in the
+/// request's extensions for the route's extractor, so no request pays for
+/// two signature checks.
+fn client_of(state: &AppState, request: &mut Request) -> Client {
     let user = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify(token.trim()).ok())
-        .map(|claims| claims.sub);
+        .and_then(|token| AuthUser::verified(state, token));
     if let Some(user) = user {
-        return Client::User(user);
+        request.extensions_mut().insert(VerifiedToken(user));
+        return Client::User(user.id);
     }
     let address = request
         .extensions()
