@@ -714,3 +714,68 @@ fn the_deployment_files_pass_the_offline_schema_checks_and_the_security_scan() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// Database connections one replica may hold: its pool (ingress-api:
+/// `db::lazy_pool(.., 32)` in ingress-api/src/startup.rs; the processor:
+/// partitions + 4 in order-processor/src/lib.rs; the notifier: `POOL_SIZE`
+/// in notifier/src/lib.rs) and one more (a lease or listening connection).
+fn connections_per_replica(service: &str, partitions: u64) -> u64 {
+    match service {
+        "ingress-api" => 32 + 1,
+        "order-processor" => partitions.min(32) + 4 + 1,
+        "notifier" => 4 + 1,
+        other => panic!("unknown service {other}"),
+    }
+}
+
+#[test]
+fn postgres_accepts_every_connection_the_services_may_open_at_their_largest() {
+    let Some(overlays) = rendered_overlays() else {
+        return;
+    };
+    for r in &overlays {
+        let Some(postgres) = r.find("StatefulSet", "postgres") else {
+            // An external database: its own limits apply (README.md).
+            continue;
+        };
+        let args: Vec<String> = containers(postgres)[0]["args"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(str_of)
+            .collect();
+        let max_connections: u64 = args
+            .iter()
+            .find_map(|a| a.strip_prefix("max_connections="))
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(100);
+        let partitions: u64 = r.config_value("ORDERFLOW_PARTITIONS").parse().unwrap();
+        let most_replicas = |service: &str| -> u64 {
+            let hpa = r
+                .of_kind("HorizontalPodAutoscaler")
+                .find(|h| h["spec"]["scaleTargetRef"]["name"] == service);
+            let scaled = r
+                .of_kind("ScaledObject")
+                .find(|s| s["spec"]["scaleTargetRef"]["name"] == service);
+            match (hpa, scaled) {
+                (Some(hpa), _) => hpa["spec"]["maxReplicas"].as_u64().unwrap(),
+                (_, Some(scaled)) => scaled["spec"]["maxReplicaCount"].as_u64().unwrap(),
+                _ => r.get("Deployment", service)["spec"]["replicas"]
+                    .as_u64()
+                    .unwrap_or(1),
+            }
+        };
+        let needed: u64 = SERVICES
+            .iter()
+            .map(|s| most_replicas(s) * connections_per_replica(s, partitions))
+            .sum::<u64>()
+            // The backup job, and PostgreSQL's reserved superuser slots.
+            + 1
+            + 3;
+        assert!(
+            needed <= max_connections,
+            "{}: the services may open {needed} connections, PostgreSQL takes {max_connections}",
+            r.overlay
+        );
+    }
+}
