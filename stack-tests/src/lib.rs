@@ -15,6 +15,7 @@
 //! - [`promql`]: the operands of an alert expression without their
 //!   thresholds, to check each against live data.
 //! - [`grafana`]: the PromQL of a provisioned dashboard.
+//! - [`readme`]: what README.md documents, for the deployment file checks.
 //!
 //! The tests need PostgreSQL, NATS with JetStream, and for the Prometheus
 //! tests `prometheus` and `promtool` on the PATH: `scripts/dev-services.sh`
@@ -25,6 +26,7 @@ pub mod binaries;
 pub mod grafana;
 pub mod prometheus;
 pub mod promql;
+pub mod readme;
 mod stack;
 
 use std::path::PathBuf;

@@ -18,6 +18,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+use stack_tests::readme::documented_settings;
 use stack_tests::repo_root;
 
 /// Secrets the production overlays expect to exist in the cluster already,
@@ -435,29 +436,6 @@ fn services_and_probes_point_at_pods_and_ports_that_exist() {
             );
         }
     }
-}
-
-/// The variables of README.md's configuration table.
-fn documented_settings() -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme
-        .split("\n## Configuration\n")
-        .nth(1)
-        .expect("README.md has a Configuration section");
-    let section = section.split("\n## ").next().unwrap();
-    section
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .flat_map(|line| {
-            let first_cell = line.split('|').nth(1).unwrap_or_default();
-            first_cell
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[test]
