@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use async_nats::jetstream::{self, stream};
 
 use crate::dead_letter;
@@ -41,15 +41,38 @@ impl From<&Settings> for StreamLimits {
 /// Connects to NATS. The client reconnects by itself for ever; the first
 /// connection is retried in the background too, so a service can start before
 /// the broker and report itself unready until it is there.
+///
+/// `url` may list several servers of one cluster, comma-separated: the client
+/// starts with any that answers and fails over to the others (and to those the
+/// cluster tells it about) when its server goes away.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    let servers = server_addrs(url)?;
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("connect to NATS at {url}"))
+}
+
+/// The servers of a `NATS_URL`: one URL or several, comma-separated.
+pub fn server_addrs(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(|server| {
+            server
+                .parse::<async_nats::ServerAddr>()
+                .with_context(|| format!("NATS_URL: {server:?} is not a NATS server URL"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        bail!("NATS_URL names no server");
+    }
+    Ok(servers)
 }
 
 /// Creates the ORDERS, EVENTS and DEAD_ORDERS streams if they do not exist.
@@ -123,4 +146,33 @@ pub async fn provision(
 pub fn ready_now<S: futures::Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>> {
     use futures::{FutureExt, StreamExt};
     tokio::task::unconstrained(stream.next()).now_or_never()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_server_or_a_comma_separated_cluster() {
+        let one = server_addrs("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].host(), "127.0.0.1");
+        let three =
+            server_addrs("nats://nats-0:4222, nats://nats-1:4222,nats://nats-2:4223").unwrap();
+        let hosts: Vec<(&str, u16)> = three.iter().map(|s| (s.host(), s.port())).collect();
+        assert_eq!(
+            hosts,
+            [("nats-0", 4222), ("nats-1", 4222), ("nats-2", 4223)]
+        );
+        // A trailing comma names nothing more.
+        assert_eq!(server_addrs("nats://a:4222,").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_or_empty_list_is_refused_by_name() {
+        let err = server_addrs(" , ").unwrap_err();
+        assert!(format!("{err:#}").contains("NATS_URL"), "{err:#}");
+        let err = server_addrs("nats://a:4222,http://[::1").unwrap_err();
+        assert!(format!("{err:#}").contains("http://[::1"), "{err:#}");
+    }
 }
