@@ -267,26 +267,71 @@ impl Drop for PrivatePostgres {
     }
 }
 
-/// A JetStream nats-server of the test's own.
+/// A JetStream nats-server of the test's own: alone, or one node of a
+/// cluster of the test's own ([`PrivateNats::cluster`]).
 pub struct PrivateNats {
     dir: tempfile::TempDir,
     address: SocketAddr,
+    cluster: Option<ClusterNode>,
     process: Option<Process>,
+}
+
+/// A node's place in its cluster.
+struct ClusterNode {
+    /// The server name, which JetStream reports as a stream's leader.
+    name: String,
+    /// Where the node listens for the other nodes' routes.
+    route_address: SocketAddr,
+    /// The other nodes' route addresses.
+    peers: Vec<SocketAddr>,
 }
 
 impl PrivateNats {
     pub async fn start() -> anyhow::Result<Self> {
+        let mut nats = Self::new(None)?;
+        nats.restart().await?;
+        Ok(nats)
+    }
+
+    /// A JetStream cluster of `nodes` servers named `n0`, `n1`, ..., routed to
+    /// each other, all started, and ready once JetStream has a meta leader.
+    pub async fn cluster(nodes: usize) -> anyhow::Result<Vec<Self>> {
+        let routes: Vec<SocketAddr> = (0..nodes)
+            .map(|_| free_loopback_address())
+            .collect::<anyhow::Result<_>>()?;
+        let mut cluster = Vec::with_capacity(nodes);
+        for (i, route_address) in routes.iter().enumerate() {
+            cluster.push(Self::new(Some(ClusterNode {
+                name: format!("n{i}"),
+                route_address: *route_address,
+                peers: routes
+                    .iter()
+                    .copied()
+                    .filter(|r| r != route_address)
+                    .collect(),
+            }))?);
+        }
+        // All at once: a node's JetStream waits for the others.
+        for node in &mut cluster {
+            node.spawn()?;
+        }
+        for node in &mut cluster {
+            node.wait_ready().await?;
+        }
+        Ok(cluster)
+    }
+
+    fn new(cluster: Option<ClusterNode>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("orderflow-faults-nats-")
             .tempdir()
             .context("create nats-server's directory")?;
-        let mut nats = Self {
+        Ok(Self {
             address: free_loopback_address()?,
             dir,
+            cluster,
             process: None,
-        };
-        nats.restart().await?;
-        Ok(nats)
+        })
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -296,6 +341,11 @@ impl PrivateNats {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The server name: `n<i>` in a cluster.
+    pub fn name(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.name.as_str())
     }
 
     fn log(&self) -> PathBuf {
@@ -312,21 +362,62 @@ impl PrivateNats {
     /// Starts the server again on the same store and port and waits until
     /// JetStream answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_ready().await
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
         self.kill();
         let mut command = Command::new(nats_server());
-        command
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.address.port().to_string(),
-            ])
-            .arg("-sd")
-            .arg(self.dir.path().join("store"));
-        let mut process = Process::spawn(command, &self.log())?;
-        wait_listening(self.address, "nats-server", &mut process, &self.log()).await?;
-        self.process = Some(process);
+        match &self.cluster {
+            None => {
+                command
+                    .args([
+                        "-js",
+                        "-a",
+                        "127.0.0.1",
+                        "-p",
+                        &self.address.port().to_string(),
+                    ])
+                    .arg("-sd")
+                    .arg(self.dir.path().join("store"));
+            }
+            Some(node) => {
+                let config = self.dir.path().join("nats.conf");
+                std::fs::write(&config, self.cluster_config(node))
+                    .context("write the node's configuration")?;
+                command.arg("-c").arg(config);
+            }
+        }
+        self.process = Some(Process::spawn(command, &self.log())?);
+        Ok(())
+    }
+
+    /// The node's configuration, the shape of deploy/k8s/base/nats.yaml's on
+    /// loopback ports.
+    fn cluster_config(&self, node: &ClusterNode) -> String {
+        let routes: Vec<String> = node
+            .peers
+            .iter()
+            .map(|peer| format!("    nats-route://{peer}"))
+            .collect();
+        format!(
+            "server_name: {name}\n\
+             listen: {address}\n\
+             jetstream {{\n  store_dir: \"{store}\"\n}}\n\
+             cluster {{\n  name: orderflow-test\n  listen: {route}\n  routes: [\n{routes}\n  ]\n}}\n",
+            name = node.name,
+            address = self.address,
+            store = self.dir.path().join("store").display(),
+            route = node.route_address,
+            routes = routes.join("\n"),
+        )
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let log = self.log();
+        let process = self.process.as_mut().context("the server is not started")?;
+        wait_listening(self.address, "nats-server", process, &log).await?;
         let deadline = Instant::now() + SERVER_READY_TIMEOUT;
         loop {
             if jetstream_answers(&self.url()).await.is_ok() {
@@ -340,19 +431,25 @@ impl PrivateNats {
     }
 }
 
-/// Whether the server at `url` answers a JetStream account request: a plain
-/// TCP accept comes before JetStream has recovered its streams.
+/// Whether the server at `url` answers a JetStream account request without
+/// an error: a plain TCP accept comes before JetStream has recovered its
+/// streams, and a cluster node answers "temporarily unavailable" until the
+/// nodes have elected a meta leader.
 async fn jetstream_answers(url: &str) -> anyhow::Result<()> {
     let client = tokio::time::timeout(Duration::from_secs(2), async_nats::connect(url)).await??;
-    // The raw request: an answer at all means JetStream is up, and the
-    // client's typed account info does not parse 2.9's reply.
+    // The raw request: the client's typed account info does not parse 2.9's
+    // reply.
     let answer = tokio::time::timeout(
         Duration::from_secs(2),
         client.request("$JS.API.INFO", "".into()),
     )
     .await;
     drop(client);
-    answer??;
+    let reply = answer??;
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    if !body["error"].is_null() {
+        bail!("JetStream answered {}", body["error"]);
+    }
     Ok(())
 }
 
