@@ -17,7 +17,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// The first key of the partition advisory locks; the partition is the second.
-const LEASE_LOCK_CLASS: i32 = 0x4f46_5031; // "OFP1"
+/// Public so that queries over `pg_locks` (tests, an operator's) can find them.
+pub const LEASE_LOCK_CLASS: i32 = 0x4f46_5031; // "OFP1"
 
 /// The first key of the membership advisory lock, held shared by every live
 /// replica; its second key is always [`MEMBERSHIP_KEY`]. A class of its own,
