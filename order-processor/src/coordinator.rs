@@ -1,5 +1,11 @@
 //! Claims partitions, starts a worker for each one this replica owns, and
 //! hands partitions back when their worker stops or the lease connection dies.
+//!
+//! A replica owns at most its fair share of the partitions (see `share`),
+//! worked out every claim round from the number of live replicas: when one
+//! joins, the others stop their surplus workers, which finish and ack the
+//! batch in hand before their locks are released for the newcomer to claim;
+//! when one leaves, the share grows and the others claim what it held.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::consumer;
 use crate::lease::{self, LeaseConnection};
+use crate::share;
 use crate::worker::{Worker, WorkerError};
 
 /// How often the coordinator looks for free partitions and checks its lease
@@ -78,36 +85,81 @@ impl Coordinator {
                 }
             }
             let conn = lease.as_mut().expect("opened above");
-            for partition in 0..self.partitions {
-                if workers.contains_key(&partition) || shutdown.is_cancelled() {
+            let replicas = match conn.live_replicas().await {
+                Ok(replicas) => replicas,
+                Err(err) => {
+                    warn!(err = format!("{err:#}"), "cannot count the live replicas");
                     continue;
                 }
-                match conn.try_acquire(partition).await {
-                    Ok(true) => match self.start_worker(partition, &shutdown).await {
-                        Ok(running) => {
-                            workers.insert(partition, running);
-                            self.set_owned(partition, true);
-                        }
-                        Err(err) => {
-                            warn!(
-                                partition,
-                                err = format!("{err:#}"),
-                                "could not start the worker"
-                            );
-                            let _ = conn.release(partition).await;
-                        }
-                    },
-                    Ok(false) => {}
-                    Err(err) => {
-                        warn!(err = format!("{err:#}"), "partition claim failed");
-                        break;
-                    }
-                }
-            }
+            };
+            metrics::gauge!(metric_names::PROCESSOR_REPLICAS).set(replicas as f64);
+            let share = share::fair_share(self.partitions, replicas);
+            self.stop_surplus(&workers, share, replicas);
+            self.claim(conn, &mut workers, share, &shutdown).await;
         }
         // Shutdown: each worker finishes the batch in hand, then stops.
         self.stop_all(&mut workers).await;
         drop(lease);
+    }
+
+    /// Claims free partitions, lowest first, while this replica holds fewer
+    /// locks than its share. Locks of workers still finishing their last
+    /// batch count: they are not free for anyone yet.
+    async fn claim(
+        &self,
+        conn: &mut LeaseConnection,
+        workers: &mut HashMap<u16, Running>,
+        share: usize,
+        shutdown: &CancellationToken,
+    ) {
+        for partition in 0..self.partitions {
+            if workers.len() >= share || shutdown.is_cancelled() {
+                break;
+            }
+            if workers.contains_key(&partition) {
+                continue;
+            }
+            match conn.try_acquire(partition).await {
+                Ok(true) => match self.start_worker(partition, shutdown).await {
+                    Ok(running) => {
+                        workers.insert(partition, running);
+                        self.set_owned(partition, true);
+                    }
+                    Err(err) => {
+                        warn!(
+                            partition,
+                            err = format!("{err:#}"),
+                            "could not start the worker"
+                        );
+                        let _ = conn.release(partition).await;
+                    }
+                },
+                Ok(false) => {}
+                Err(err) => {
+                    warn!(err = format!("{err:#}"), "partition claim failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Stops the workers above this replica's share so that a replica that
+    /// joined finds their partitions free. Each finishes and acks its batch
+    /// in hand; `reap` releases the lock once it has. Workers already
+    /// stopping no longer count against the share.
+    fn stop_surplus(&self, workers: &HashMap<u16, Running>, share: usize, replicas: usize) {
+        let active: BTreeSet<u16> = workers
+            .iter()
+            .filter(|(_, running)| !running.stop.is_cancelled())
+            .map(|(partition, _)| *partition)
+            .collect();
+        for partition in share::surplus(&active, share) {
+            info!(
+                partition,
+                replicas, share, "releasing partition to rebalance"
+            );
+            workers[&partition].stop.cancel();
+        }
     }
 
     async fn start_worker(

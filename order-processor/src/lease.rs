@@ -7,13 +7,24 @@
 //! replica's next attempt takes it. Each takeover bumps the partition's epoch
 //! in `partition_leases`; batches commit only under the epoch they started
 //! with (see `batch::fence`), so a stalled former owner can never write.
+//!
+//! The same connection holds a shared lock on one membership key for as long
+//! as it lives, so the holders of that lock are the live replicas: each
+//! replica counts them to work out its fair share (see `share`).
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// The first key of the partition advisory locks; the partition is the second.
-const LEASE_LOCK_CLASS: i32 = 0x4f46_5031; // "OFP1"
+/// Public so that queries over `pg_locks` (tests, an operator's) can find them.
+pub const LEASE_LOCK_CLASS: i32 = 0x4f46_5031; // "OFP1"
+
+/// The first key of the membership advisory lock, held shared by every live
+/// replica; its second key is always [`MEMBERSHIP_KEY`]. A class of its own,
+/// so it can never be mistaken for a partition's lock.
+const MEMBERSHIP_LOCK_CLASS: i32 = 0x4f46_5032; // "OFP2"
+const MEMBERSHIP_KEY: i32 = 0;
 
 /// The connection that holds this replica's partition locks.
 pub struct LeaseConnection {
@@ -21,15 +32,47 @@ pub struct LeaseConnection {
 }
 
 impl LeaseConnection {
-    /// Opens the connection; `holder` names it in `pg_stat_activity`, so an
-    /// operator can see which replica holds which partitions.
+    /// Opens the connection and joins the live replicas; `holder` names it
+    /// in `pg_stat_activity`, so an operator can see which replica holds
+    /// which partitions.
     pub async fn open(database_url: &str, holder: &str) -> anyhow::Result<Self> {
         let options: PgConnectOptions = database_url.parse().context("parse DATABASE_URL")?;
         let name = format!("orderflow-lease {holder}");
-        let conn = PgConnection::connect_with(&options.application_name(&name))
+        let mut conn = PgConnection::connect_with(&options.application_name(&name))
             .await
             .context("open the lease connection")?;
+        // Shared holders never block each other; only a session holding the
+        // key exclusively (nothing in orderflow does) could refuse it.
+        let joined: bool = sqlx::query_scalar("select pg_try_advisory_lock_shared($1, $2)")
+            .bind(MEMBERSHIP_LOCK_CLASS)
+            .bind(MEMBERSHIP_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .context("join the live replicas")?;
+        anyhow::ensure!(
+            joined,
+            "another session holds the membership lock exclusively"
+        );
         Ok(Self { conn })
+    }
+
+    /// How many replicas are live, this one included: the sessions holding
+    /// the membership lock. Advisory locks are per database, and `pg_locks`
+    /// shows every database's, so only this database's count; `objsubid = 2`
+    /// marks a lock taken with two int4 keys.
+    pub async fn live_replicas(&mut self) -> anyhow::Result<usize> {
+        let replicas: i64 = sqlx::query_scalar(
+            "select count(*) from pg_locks
+             where locktype = 'advisory' and granted and mode = 'ShareLock'
+               and database = (select oid from pg_database where datname = current_database())
+               and classid = ($1::int4)::oid and objid = ($2::int4)::oid and objsubid = 2",
+        )
+        .bind(MEMBERSHIP_LOCK_CLASS)
+        .bind(MEMBERSHIP_KEY)
+        .fetch_one(&mut self.conn)
+        .await
+        .context("count the live replicas")?;
+        Ok(usize::try_from(replicas).unwrap_or(0))
     }
 
     /// Takes the partition's lock if nobody holds it.

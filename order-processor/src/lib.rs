@@ -3,7 +3,9 @@
 //!
 //! - [`coordinator`]: claims partitions (at most one live worker per partition
 //!   across replicas) and runs a worker for each.
-//! - [`lease`]: the advisory locks and epochs behind that guarantee.
+//! - [`lease`]: the advisory locks and epochs behind that guarantee, and the
+//!   count of live replicas.
+//! - [`share`]: the fair share of partitions each replica owns.
 //! - [`consumer`]: each partition's durable JetStream pull consumer.
 //! - [`worker`]: pull a batch, decide and commit it, ack it.
 //! - [`batch`]: the one transaction per batch: fence, lock, decide, write.
@@ -29,6 +31,7 @@ pub mod lease;
 pub mod outbox;
 pub mod queue_depth;
 pub mod reconciler;
+pub mod share;
 pub mod stock_gauges;
 pub mod worker;
 

@@ -21,6 +21,9 @@ pub const POISON_MESSAGES: &str = "orderflow_poison_messages_total";
 pub const DEAD_LETTERS: &str = "orderflow_dead_letters_total";
 /// Gauge, label `partition`: 1 when this replica holds the partition.
 pub const PARTITION_OWNED: &str = "orderflow_partition_owned";
+/// Gauge: live order-processor replicas, as this replica counts them; each
+/// owns at most ceil(partitions / replicas) partitions.
+pub const PROCESSOR_REPLICAS: &str = "orderflow_processor_replicas";
 /// Gauge: outbox rows waiting to be published.
 pub const OUTBOX_BACKLOG: &str = "orderflow_outbox_backlog";
 /// Counter: events the relay published.
