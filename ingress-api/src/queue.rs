@@ -12,6 +12,11 @@ use orderflow_core::trace_context::MessageTrace;
 use tracing::warn;
 use uuid::Uuid;
 
+/// How long a publish whose acknowledgement never came may spend asking the
+/// stream whether the order landed after all: the worst answer to `POST
+/// /orders` is then the publish timeout plus this.
+pub const LOOKUP_BUDGET: Duration = Duration::from_secs(1);
+
 /// How the queue answered a publish.
 #[derive(Debug)]
 pub struct Queued {
@@ -96,9 +101,14 @@ impl OrderQueue {
             Ok(queued) => Ok(queued),
             Err(err) => {
                 // Asking a broker the client is not connected to would only
-                // wait out the request timeout.
+                // wait out the request timeout. A stream without a leader (a
+                // cluster electing one) does not answer either, so the
+                // question gets a short budget of its own: past it the
+                // answer is the same "may still be accepted" 503, not a
+                // client left waiting.
                 if self.connected() {
-                    if let Ok(Some(_)) = self.find_in(partition, order.order_id).await {
+                    let lookup = self.find_in(partition, order.order_id);
+                    if let Ok(Ok(Some(_))) = tokio::time::timeout(LOOKUP_BUDGET, lookup).await {
                         return Ok(Queued {
                             sequence: 0,
                             duplicate: true,
