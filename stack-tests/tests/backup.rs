@@ -10,7 +10,8 @@
 //!   newest backups, and leaves other keys alone.
 //! - A backup that fails (no database, a truncated dump) uploads nothing and
 //!   prunes nothing.
-//! - A restore refuses a database that already has tables.
+//! - A restore takes the newest backup or the one named, and refuses a
+//!   database that already has tables.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -620,4 +621,76 @@ async fn a_restore_refuses_a_database_that_already_has_tables() {
     .unwrap()
     .expect_success()
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_takes_the_newest_backup_or_the_one_named() {
+    let s3 = S3Server::start().await.unwrap();
+    let bucket = s3.create_bucket("choose").unwrap();
+    let source = TestDatabase::create().await.unwrap();
+    let backup = || async {
+        s3.run_script(
+            BACKUP,
+            &[],
+            &[("DATABASE_URL", &source.url), ("BACKUP_S3_BUCKET", &bucket)],
+        )
+        .await
+        .unwrap()
+        .expect_success()
+        .unwrap();
+    };
+
+    // The first backup, moved to a name from long ago so the second cannot
+    // share its second-resolution timestamp.
+    backup().await;
+    let first = s3.keys(&bucket).unwrap();
+    assert_eq!(first.len(), 1);
+    let older = "orderflow/orderflow-20200101T000000Z.dump";
+    s3.aws(&[
+        "s3",
+        "mv",
+        "--only-show-errors",
+        &format!("s3://{bucket}/{}", first[0]),
+        &format!("s3://{bucket}/{older}"),
+    ])
+    .unwrap();
+    sqlx::query("insert into products (sku, name, price_cents) values ('NEWER-1', 'Newer', 100)")
+        .execute(&source.pool)
+        .await
+        .unwrap();
+    backup().await;
+
+    let skus_after_restoring = |choice: &'static str| {
+        let s3 = &s3;
+        let bucket = &bucket;
+        async move {
+            let target = EmptyDatabase::create().await.unwrap();
+            s3.run_script(
+                RESTORE,
+                &[choice, &target.url],
+                &[("BACKUP_S3_BUCKET", bucket)],
+            )
+            .await
+            .unwrap()
+            .expect_success()
+            .unwrap();
+            let pool = connect(&target.url).await;
+            let skus: Vec<String> = sqlx::query_scalar("select sku from products")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            skus
+        }
+    };
+    assert_eq!(
+        skus_after_restoring("latest").await,
+        ["NEWER-1"],
+        "latest is the newest backup by its key's timestamp"
+    );
+    // A name under the prefix, or the full key.
+    assert!(skus_after_restoring("orderflow-20200101T000000Z.dump")
+        .await
+        .is_empty());
+    assert!(skus_after_restoring(older).await.is_empty());
 }
