@@ -49,6 +49,15 @@ if [ ! -d "$work_dir" ] || [ ! -w "$work_dir" ]; then
   fail "BACKUP_WORK_DIR $work_dir is not a writable directory"
 fi
 
+# Recent AWS CLIs add CRC checksums to every upload and expect them on every
+# download; several S3-compatible stores reject or lack them. Only when an
+# endpoint is set, and only unless the caller chose otherwise, ask for
+# checksums just where the S3 API requires them.
+if [ -n "${BACKUP_S3_ENDPOINT:-}" ]; then
+  export AWS_REQUEST_CHECKSUM_CALCULATION="${AWS_REQUEST_CHECKSUM_CALCULATION:-when_required}"
+  export AWS_RESPONSE_CHECKSUM_VALIDATION="${AWS_RESPONSE_CHECKSUM_VALIDATION:-when_required}"
+fi
+
 # Every aws call goes through here, so the endpoint is set in one place.
 s3() {
   if [ -n "${BACKUP_S3_ENDPOINT:-}" ]; then

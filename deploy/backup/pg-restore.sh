@@ -36,6 +36,15 @@ prefix=${BACKUP_S3_PREFIX:-orderflow}
 prefix=${prefix%/}
 tab=$(printf '\t')
 
+# Recent AWS CLIs add CRC checksums to every upload and expect them on every
+# download; several S3-compatible stores reject or lack them. Only when an
+# endpoint is set, and only unless the caller chose otherwise, ask for
+# checksums just where the S3 API requires them.
+if [ -n "${BACKUP_S3_ENDPOINT:-}" ]; then
+  export AWS_REQUEST_CHECKSUM_CALCULATION="${AWS_REQUEST_CHECKSUM_CALCULATION:-when_required}"
+  export AWS_RESPONSE_CHECKSUM_VALIDATION="${AWS_RESPONSE_CHECKSUM_VALIDATION:-when_required}"
+fi
+
 s3() {
   if [ -n "${BACKUP_S3_ENDPOINT:-}" ]; then
     aws --endpoint-url "$BACKUP_S3_ENDPOINT" "$@"
