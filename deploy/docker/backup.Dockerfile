@@ -22,6 +22,10 @@ FROM postgres:15-alpine
 # The AWS CLI from Alpine's community repository; it speaks to S3 and to
 # S3-compatible stores (DigitalOcean Spaces, MinIO) through
 # BACKUP_S3_ENDPOINT. The image's PostgreSQL server is never started.
+# Unpinned on purpose: Alpine's repositories keep only the current build of
+# a package, so a pinned version stops building at its next security fix;
+# the base image tag pins the Alpine release.
+# hadolint ignore=DL3018
 RUN apk add --no-cache aws-cli
 
 COPY --chmod=0755 deploy/backup/pg-backup.sh /usr/local/bin/pg-backup

@@ -1,6 +1,6 @@
 //! A real S3-compatible server on loopback for the backup tests: moto in
 //! server mode, with the AWS CLI to look into its buckets. Both come from the
-//! virtualenv `scripts/s3-test-tools.sh` makes under `target/`.
+//! virtualenv `scripts/backup-test-tools.sh` makes under `target/`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,8 +20,9 @@ const ACCESS_KEY: &str = "orderflow-test";
 const SECRET_KEY: &str = "orderflow-test-secret";
 const REGION: &str = "us-east-1";
 
-/// The virtualenv's bin directory (moto_server, aws), made once per process
-/// by `scripts/s3-test-tools.sh`, which also serialises parallel processes.
+/// The virtualenv's bin directory (moto_server, aws, shellcheck, hadolint),
+/// made once per process by `scripts/backup-test-tools.sh`, which also
+/// serialises parallel processes.
 pub fn tools_bin() -> anyhow::Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BIN.get_or_init(|| install_tools().map_err(|err| format!("{err:#}")))
@@ -30,7 +31,7 @@ pub fn tools_bin() -> anyhow::Result<PathBuf> {
 }
 
 fn install_tools() -> anyhow::Result<PathBuf> {
-    let script = repo_root().join("scripts/s3-test-tools.sh");
+    let script = repo_root().join("scripts/backup-test-tools.sh");
     let output = Command::new(&script)
         .stdin(Stdio::null())
         .output()

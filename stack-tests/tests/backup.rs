@@ -12,6 +12,9 @@
 //!   prunes nothing.
 //! - A restore takes the newest backup or the one named, and refuses a
 //!   database that already has tables.
+//! - The scripts pass shellcheck as POSIX sh (the image runs busybox sh);
+//!   the image recipe passes hadolint and carries the PostgreSQL client of
+//!   the compose server's major version.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -693,4 +696,86 @@ async fn a_restore_takes_the_newest_backup_or_the_one_named() {
         .await
         .is_empty());
     assert!(skus_after_restoring(older).await.is_empty());
+}
+
+/// Runs `tool` from the backup tools' virtualenv with `args` from the
+/// repository root and asserts it succeeded.
+fn lint(tool: &str, args: &[&str]) {
+    let bin = stack_tests::s3::tools_bin().unwrap_or_else(|err| panic!("{err:#}"));
+    let output = std::process::Command::new(bin.join(tool))
+        .args(args)
+        .current_dir(stack_tests::repo_root())
+        .output()
+        .unwrap_or_else(|err| panic!("run {tool}: {err}"));
+    assert!(
+        output.status.success(),
+        "{tool} {} failed ({}):\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_backup_scripts_pass_shellcheck_as_posix_sh() {
+    // The image runs them with busybox sh: no bash features allowed.
+    lint("shellcheck", &["--shell=sh", BACKUP, RESTORE]);
+    lint("shellcheck", &["scripts/backup-test-tools.sh"]);
+}
+
+/// The value of the first instruction `name` in a Dockerfile.
+fn instruction<'a>(dockerfile: &'a str, name: &str) -> &'a str {
+    dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("the recipe has no {name}"))
+        .trim()
+}
+
+#[test]
+fn the_backup_image_recipe_lints_clean_and_matches_the_compose_server() {
+    const RECIPE: &str = "deploy/docker/backup.Dockerfile";
+    lint("hadolint", &[RECIPE]);
+    let root = stack_tests::repo_root();
+    let recipe = std::fs::read_to_string(root.join(RECIPE)).unwrap();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+
+    // pg_dump refuses a newer server, so the image's client tools are of
+    // the compose server's major version.
+    let server_major = compose
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("image: postgres:"))
+        .expect("docker-compose.yml runs a postgres image")
+        .split(['.', '-'])
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        instruction(&recipe, "FROM"),
+        format!("postgres:{server_major}-alpine"),
+        "the image's PostgreSQL client is the server's major version"
+    );
+    let user = instruction(&recipe, "USER");
+    let (uid, gid) = user.split_once(':').expect("USER uid:gid");
+    assert!(
+        uid.parse::<u32>().is_ok_and(|uid| uid != 0) && gid.parse::<u32>().is_ok(),
+        "a numeric non-root USER, got {user}"
+    );
+    assert_eq!(instruction(&recipe, "HEALTHCHECK"), "NONE");
+    assert_eq!(
+        instruction(&recipe, "ENTRYPOINT"),
+        r#"["/usr/local/bin/pg-backup"]"#
+    );
+    for (script, installed) in [
+        (BACKUP, "/usr/local/bin/pg-backup"),
+        (RESTORE, "/usr/local/bin/pg-restore"),
+    ] {
+        assert!(
+            recipe.lines().any(|line| line.starts_with("COPY")
+                && line.ends_with(&format!(" {script} {installed}"))),
+            "the recipe installs {script} as {installed}"
+        );
+        assert!(root.join(script).is_file());
+    }
 }
