@@ -84,7 +84,10 @@ command -v psql >/dev/null || fail "psql is not installed"
 
 case $wanted in
   latest)
-    key=$(backups | tail -n 1 | cut -f 1)
+    # Listed first, so a listing error stops here rather than reading as
+    # an empty bucket.
+    listed=$(backups) || exit 1
+    key=$(printf '%s\n' "$listed" | tail -n 1 | cut -f 1)
     [ -n "$key" ] || fail "no backups under s3://$BACKUP_S3_BUCKET/$prefix/"
     ;;
   */*) key=$wanted ;;
