@@ -16,6 +16,9 @@
 //!   thresholds, to check each against live data.
 //! - [`grafana`]: the PromQL of a provisioned dashboard.
 //! - [`readme`]: what README.md documents, for the deployment file checks.
+//! - [`s3`]: a real S3-compatible server (moto) on loopback and the AWS CLI,
+//!   for the backup scripts under `deploy/backup`; [`EmptyDatabase`] is a
+//!   restore target.
 //!
 //! The tests need PostgreSQL, NATS with JetStream, and for the Prometheus
 //! tests `prometheus` and `promtool` on the PATH: `scripts/dev-services.sh`
@@ -23,15 +26,18 @@
 
 pub mod api;
 pub mod binaries;
+mod empty_database;
 pub mod grafana;
 pub mod prometheus;
 pub mod promql;
 pub mod readme;
+pub mod s3;
 mod stack;
 
 use std::path::PathBuf;
 
 pub use api::{Answer, Api};
+pub use empty_database::EmptyDatabase;
 pub use stack::{
     append_to, free_loopback_address, Service, Stack, StackOptions, READY_TIMEOUT, STOP_TIMEOUT,
 };
