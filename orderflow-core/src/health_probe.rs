@@ -24,20 +24,21 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// The longest status line read; a real one is a few dozen bytes.
 const MAX_STATUS_LINE: usize = 1024;
 
-/// Why a probe found the service unhealthy. Each reads as one line.
+/// Why a probe found the service unhealthy. Each reads as one line, the
+/// underlying I/O error included.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// Nothing accepted the connection (refused, unreachable, ...).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The connection broke while sending the request or reading the answer.
-    #[error("GET {HEALTH_PATH} on {addr} failed: {source}")]
+    #[error("GET {HEALTH_PATH} on {addr} failed: {error}")]
     Io {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// No complete status line within the timeout.
     #[error("{addr} gave no answer to GET {HEALTH_PATH} within {timeout:?}")]
@@ -93,7 +94,7 @@ pub fn run(bind_addr: anyhow::Result<SocketAddr>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("unhealthy: {}", one_line(&format!("{err:#}")));
+            eprintln!("healthcheck failed: {}", one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
@@ -103,13 +104,13 @@ pub fn run(bind_addr: anyhow::Result<SocketAddr>) -> ExitCode {
 async fn status_of_health_request(addr: SocketAddr) -> Result<u16, ProbeError> {
     let mut stream = TcpStream::connect(addr)
         .await
-        .map_err(|source| ProbeError::Connect { addr, source })?;
+        .map_err(|error| ProbeError::Connect { addr, error })?;
     // `Connection: close` so the server does not hold a keep-alive
     // connection for a client that leaves after the status line.
     let request = format!(
         "GET {HEALTH_PATH} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: orderflow-healthcheck\r\nConnection: close\r\n\r\n"
     );
-    let io = |source| ProbeError::Io { addr, source };
+    let io = |error| ProbeError::Io { addr, error };
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let line = read_status_line(&mut stream).await.map_err(io)?;
     parse_status(&line).ok_or_else(|| ProbeError::NotHttp {
