@@ -15,6 +15,8 @@
 //! - [`promql`]: the operands of an alert expression without their
 //!   thresholds, to check each against live data.
 //! - [`grafana`]: the PromQL of a provisioned dashboard.
+//! - [`dockerfile`]: the stages and instructions of the images' Dockerfile,
+//!   for checking it without a Docker engine.
 //!
 //! The tests need PostgreSQL, NATS with JetStream, and for the Prometheus
 //! tests `prometheus` and `promtool` on the PATH: `scripts/dev-services.sh`
@@ -22,6 +24,7 @@
 
 pub mod api;
 pub mod binaries;
+pub mod dockerfile;
 pub mod grafana;
 pub mod prometheus;
 pub mod promql;
