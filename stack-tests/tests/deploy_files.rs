@@ -363,7 +363,7 @@ fn stubbed(script: &str, file: &str) -> BTreeSet<String> {
         .filter_map(|loop_| {
             let (list, rest) = loop_.split_once(';')?;
             let body = rest.split("done").next()?;
-            body.contains(file).then(|| list)
+            body.contains(file).then_some(list)
         })
         .flat_map(|list| list.split_whitespace().map(str::to_owned))
         .collect()
