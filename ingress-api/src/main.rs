@@ -1,13 +1,14 @@
 //! The ingress-api binary. `ingress-api` serves the API until SIGTERM,
 //! finishing requests in flight; `ingress-api reconcile` proves every stock
 //! level against the ledger, prints any drift and exits non-zero if there is
-//! some. Settings come from the environment, logs go to stdout; everything
-//! else is in the library.
+//! some; `ingress-api healthcheck` asks the running API's `/healthz` and
+//! exits 0 on 200, for container healthchecks. Settings come from the
+//! environment, logs go to stdout; everything else is in the library.
 
 use std::process::ExitCode;
 
 use orderflow_core::settings::Settings;
-use orderflow_core::{otel, reconciliation, shutdown, telemetry};
+use orderflow_core::{health_probe, otel, reconciliation, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than the system allocator: request handling allocates
@@ -16,19 +17,27 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env()?;
+fn main() -> anyhow::Result<ExitCode> {
     match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {}
-        Some("reconcile") => return reconcile(&settings).await,
+        None | Some("serve") => serve(Settings::from_env()?),
+        Some("reconcile") => reconcile(Settings::from_env()?),
+        // No runtime, logging or connection of the service's own: the probe
+        // only needs the address the API listens on.
+        Some("healthcheck") => Ok(health_probe::run(
+            Settings::from_env().map(|settings| settings.http_addr),
+        )),
         Some(other) => {
             eprintln!(
-                "unknown command {other:?}; use `ingress-api [serve]` or `ingress-api reconcile`"
+                "unknown command {other:?}; use `ingress-api [serve]`, `ingress-api reconcile` or `ingress-api healthcheck`"
             );
-            return Ok(ExitCode::from(2));
+            Ok(ExitCode::from(2))
         }
     }
+}
+
+/// Serves the API until SIGINT or SIGTERM.
+#[tokio::main]
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(settings.log_format, std::io::stdout);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -44,7 +53,8 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the reconciliation report as JSON; exit code 1 when stock drifted.
-async fn reconcile(settings: &Settings) -> anyhow::Result<ExitCode> {
+#[tokio::main]
+async fn reconcile(settings: Settings) -> anyhow::Result<ExitCode> {
     let pool = sqlx::PgPool::connect(&settings.database_url).await?;
     let report = reconciliation::reconcile(&pool).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -61,6 +61,13 @@ use crate::webhooks::dispatcher::Dispatcher;
 pub const DEFAULT_METRICS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9092);
 
+/// Where `/metrics` and `/healthz` are served: `ORDERFLOW_METRICS_ADDR`, else
+/// [`DEFAULT_METRICS_ADDR`]. The `healthcheck` subcommand probes the same
+/// address, so the two cannot disagree.
+pub fn metrics_addr(settings: &Settings) -> SocketAddr {
+    settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR)
+}
+
 /// Database connections: one batch transaction at a time plus the outcome
 /// updates, with room for a second replica's worth of slack.
 const POOL_SIZE: u32 = 4;
@@ -133,7 +140,7 @@ pub async fn run_with_webhooks(
         Some(_) => None,
         None => email::Config::from_env().context("read the ORDERFLOW_SMTP_* settings")?,
     };
-    let listener = http::bind(settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR)).await?;
+    let listener = http::bind(metrics_addr(&settings)).await?;
     tracing::info!(
         addr = %listener.local_addr().context("read the metrics address")?,
         namespace = naming.namespace(),

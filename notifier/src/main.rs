@@ -1,8 +1,13 @@
-//! The notifier: finishes the batch in hand on SIGTERM. Settings come from
-//! the environment, logs go to stdout; everything else is in the library.
+//! The notifier binary. `notifier` delivers notifications until SIGTERM,
+//! finishing the batch in hand; `notifier healthcheck` asks the running
+//! notifier's `/healthz` (on `ORDERFLOW_METRICS_ADDR`) and exits 0 on 200,
+//! for container healthchecks. Settings come from the environment, logs go
+//! to stdout; everything else is in the library.
+
+use std::process::ExitCode;
 
 use orderflow_core::settings::Settings;
-use orderflow_core::{otel, shutdown, telemetry};
+use orderflow_core::{health_probe, otel, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than the system allocator: request handling allocates
@@ -11,9 +16,26 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> anyhow::Result<ExitCode> {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => serve(Settings::from_env()?),
+        // No runtime, logging or connection of the service's own: the probe
+        // only needs the address `/healthz` is served on.
+        Some("healthcheck") => Ok(health_probe::run(
+            Settings::from_env().map(|settings| notifier::metrics_addr(&settings)),
+        )),
+        Some(other) => {
+            eprintln!(
+                "unknown command {other:?}; use `notifier [serve]` or `notifier healthcheck`"
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Delivers notifications until SIGINT or SIGTERM.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     telemetry::init_logging(settings.log_format, std::io::stdout);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -24,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
     let result = notifier::run(settings, shutdown).await;
     // The last spans go out after the last batch, whatever the outcome.
     let _ = tokio::task::spawn_blocking(otel::shutdown).await;
-    result
+    result?;
+    Ok(ExitCode::SUCCESS)
 }

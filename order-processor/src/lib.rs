@@ -53,7 +53,15 @@ use tracing::{info, warn};
 use crate::coordinator::{Coordinator, OwnedPartitions};
 
 /// Where the processor serves metrics when `ORDERFLOW_METRICS_ADDR` is unset.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9091";
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9091);
+
+/// Where `/metrics` and `/healthz` are served: `ORDERFLOW_METRICS_ADDR`, else
+/// [`DEFAULT_METRICS_ADDR`]. The `healthcheck` subcommand probes the same
+/// address, so the two cannot disagree.
+pub fn metrics_addr(settings: &Settings) -> SocketAddr {
+    settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR)
+}
 
 /// A started processor.
 pub struct Processor {
@@ -74,12 +82,8 @@ impl Processor {
     /// partitions. Waits for the database and the broker to be reachable, or
     /// for `shutdown`.
     pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let listener = orderflow_core::listener::bind(
-            settings
-                .metrics_addr
-                .unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().expect("valid default")),
-        )
-        .context("bind the metrics address")?;
+        let listener = orderflow_core::listener::bind(metrics_addr(&settings))
+            .context("bind the metrics address")?;
         let metrics_addr = listener.local_addr()?;
         known_series::export();
         let tasks = TaskTracker::new();

@@ -16,6 +16,7 @@
 //! - [`broker`]: the NATS connection and idempotent stream provisioning.
 //! - [`reconciliation`]: proving stock levels equal their ledger sums.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal services stop on.
+//! - [`health_probe`]: the `healthcheck` subcommand's `GET /healthz` against a service's own listener.
 //!
 //! No HTTP framework and no long-lived pool live here: this crate only says what
 //! the messages, names and settings are.
@@ -26,6 +27,7 @@ pub mod db;
 pub mod dead_letter;
 pub mod domain;
 pub mod event;
+pub mod health_probe;
 pub mod limits;
 pub mod listener;
 pub mod metric_names;

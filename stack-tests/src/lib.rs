@@ -19,6 +19,8 @@
 //! - [`s3`]: a real S3-compatible server (moto) on loopback and the AWS CLI,
 //!   for the backup scripts under `deploy/backup`; [`EmptyDatabase`] is a
 //!   restore target.
+//! - [`dockerfile`]: the stages and instructions of the images' Dockerfile,
+//!   for checking it without a Docker engine.
 //!
 //! The tests need PostgreSQL, NATS with JetStream, and for the Prometheus
 //! tests `prometheus` and `promtool` on the PATH: `scripts/dev-services.sh`
@@ -26,6 +28,7 @@
 
 pub mod api;
 pub mod binaries;
+pub mod dockerfile;
 mod empty_database;
 pub mod grafana;
 pub mod prometheus;
