@@ -6,32 +6,19 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use support::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::process::Command;
-
-/// Far longer than the probe's own 2 s timeout: a run still going then hung.
-const RUN_LIMIT: Duration = Duration::from_secs(20);
 
 async fn run_binary(args: &[&str], http_addr: SocketAddr) -> Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_ingress-api"))
-        .args(args)
-        .env_clear()
-        .env("ORDERFLOW_HTTP_ADDR", http_addr.to_string())
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/orderflow")
-        .env("NATS_URL", "nats://127.0.0.1:1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(RUN_LIMIT, run)
-        .await
-        .expect("the binary hung")
-        .expect("run the ingress-api binary")
+    testkit::run_without_dependencies(
+        env!("CARGO_BIN_EXE_ingress-api"),
+        args,
+        &[("ORDERFLOW_HTTP_ADDR", http_addr.to_string())],
+    )
+    .await
 }
 
 /// The port of a `http://host:port` base URL.

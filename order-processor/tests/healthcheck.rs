@@ -4,32 +4,19 @@
 //! reachable: the subcommand must not need them.
 
 use std::net::SocketAddr;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
-
-/// Far longer than the probe's own 2 s timeout: a run still going then hung.
-const RUN_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs the binary with `args` and only the given settings in its
 /// environment. The database and broker URLs point at closed ports.
 async fn run_binary(args: &[&str], metrics_addr: SocketAddr) -> Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_order-processor"))
-        .args(args)
-        .env_clear()
-        .env("ORDERFLOW_METRICS_ADDR", metrics_addr.to_string())
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/orderflow")
-        .env("NATS_URL", "nats://127.0.0.1:1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(RUN_LIMIT, run)
-        .await
-        .expect("the binary hung")
-        .expect("run the order-processor binary")
+    testkit::run_without_dependencies(
+        env!("CARGO_BIN_EXE_order-processor"),
+        args,
+        &[("ORDERFLOW_METRICS_ADDR", metrics_addr.to_string())],
+    )
+    .await
 }
 
 #[tokio::test]

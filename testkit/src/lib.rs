@@ -287,6 +287,32 @@ pub async fn wait_for_empty_outbox(pool: &PgPool) {
     .await;
 }
 
+/// Runs one of the workspace's binaries (`env!("CARGO_BIN_EXE_<name>")`) with
+/// `args` and only `env` in its environment, besides a database and a broker
+/// at closed ports: for subcommands that must not need either. Panics if the
+/// run takes longer than 20 s (it hung).
+pub async fn run_without_dependencies(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> std::process::Output {
+    use std::process::Stdio;
+    let run = tokio::process::Command::new(binary)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/orderflow")
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap_or_else(|_| panic!("{binary} {args:?} hung"))
+        .unwrap_or_else(|err| panic!("run {binary}: {err}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
