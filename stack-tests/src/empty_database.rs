@@ -38,23 +38,6 @@ impl EmptyDatabase {
 
 impl Drop for EmptyDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin_url = self.admin_url.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on; a
-        // thread with a runtime of its own drops the database.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("build a clean-up runtime");
-            runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = admin
-                        .execute(format!("drop database if exists {name} with (force)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
+        testkit::drop_database(&self.admin_url, &self.name);
     }
 }

@@ -122,25 +122,29 @@ pub fn database_url_for(admin_url: &str, name: &str) -> String {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin_url = self.admin_url.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on; a
-        // thread with a runtime of its own does the clean-up.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("build a clean-up runtime");
-            runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = admin
-                        .execute(format!("drop database if exists {name} with (force)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
+        drop_database(&self.admin_url, &self.name);
     }
+}
+
+/// Drops database `name` through `admin_url`, for a `Drop` impl: drop runs
+/// inside the test's runtime, which cannot be blocked on, so a thread with a
+/// runtime of its own does the clean-up. Failures are ignored.
+pub fn drop_database(admin_url: &str, name: &str) {
+    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build a clean-up runtime");
+        runtime.block_on(async move {
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let _ = admin
+                    .execute(format!("drop database if exists {name} with (force)").as_str())
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A NATS namespace of the test's own; its streams are deleted when it drops.
