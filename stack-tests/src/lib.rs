@@ -7,6 +7,8 @@
 //!   with [`Stack::kill`] (SIGKILL), [`Stack::stop`] (SIGTERM) and
 //!   [`Stack::start_service`] for fault tests; each child's log goes to a file
 //!   and is printed when a test fails.
+//! - [`browser`]: a real headless Chromium through chromedriver (WebDriver),
+//!   for the web console's tests.
 //! - [`binaries`]: builds the service binaries with cargo in the test's own
 //!   profile and finds them.
 //! - [`Api`]: a small client of the HTTP API.
@@ -28,6 +30,7 @@
 
 pub mod api;
 pub mod binaries;
+pub mod browser;
 pub mod dockerfile;
 mod empty_database;
 pub mod grafana;
