@@ -96,7 +96,8 @@ impl ApiError {
         ApiError::Validation(vec![FieldError::new(field, message).with_limit(limit)])
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) | ApiError::UnprocessableIdempotencyKey(_) => {
@@ -134,25 +135,12 @@ impl ApiError {
     }
 }
 
-/// Whether a database error means "not reachable now" rather than a bug.
-pub fn database_unreachable(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
-        // 08: connection exceptions; 57P: the server is shutting down or
-        // restarting; 55000: the database is not accepting connections yet.
-        code.starts_with("08") || code.starts_with("57P") || code == "55000"
-    }))
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let detail = match &self {
+impl ApiError {
+    /// What the caller is told: the error itself, or for database and
+    /// internal errors a generic sentence, the error being logged here
+    /// instead of echoed.
+    pub fn public_detail(&self) -> String {
+        match self {
             ApiError::Database(err) if database_unreachable(err) => {
                 tracing::warn!(%err, "database unavailable");
                 "the database is unavailable; try again shortly".to_owned()
@@ -171,7 +159,29 @@ impl IntoResponse for ApiError {
                 .collect::<Vec<_>>()
                 .join("; "),
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+/// Whether a database error means "not reachable now" rather than a bug.
+pub fn database_unreachable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+        // 08: connection exceptions; 57P: the server is shutting down or
+        // restarting; 55000: the database is not accepting connections yet.
+        code.starts_with("08") || code.starts_with("57P") || code == "55000"
+    }))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = self.public_detail();
         let title = status.canonical_reason().unwrap_or("Error").to_owned();
         let errors = match self {
             ApiError::Validation(ref errors) => errors.clone(),

@@ -5,6 +5,8 @@
 //!   until shutdown; [`startup::Application::build`] binds first so tests can
 //!   ask for port 0.
 //! - [`http`]: the routers, one per resource, and `/openapi.json`.
+//! - [`console`]: the web console for staff, managers and admins, under
+//!   `/console`, on the same functions as the JSON API.
 //! - [`auth`]: argon2 passwords, HS256 access tokens, the `AuthUser` extractor.
 //! - [`queue`]: publishing to and reading from the ORDERS stream.
 //! - [`pending`]: recording accepted orders as pending, off the request path.
@@ -18,6 +20,7 @@
 //! - [`state`]: the shared `AppState`.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod json_body;

@@ -49,6 +49,15 @@ impl QueueError {
     }
 }
 
+/// What waits in the ORDERS stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Commands (orders, cancellations, fulfilments) not yet processed.
+    pub commands: u64,
+    /// How long the oldest of them has waited; `None` when none waits.
+    pub oldest_waited: Option<Duration>,
+}
+
 pub struct OrderQueue {
     /// The connection under `js`, asked whether it is up before a publish.
     client: async_nats::Client,
@@ -216,6 +225,26 @@ impl OrderQueue {
     /// Whether the client is connected to the broker now.
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How much waits in the ORDERS stream: it is a work queue, so every
+    /// message in it is a command not yet decided and acknowledged, and its
+    /// first message is the oldest of them.
+    pub async fn backlog(&self) -> Result<Backlog, QueueError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let oldest = (info.state.messages > 0).then(|| {
+            let stored = info.state.first_timestamp.unix_timestamp_nanos();
+            let now = i128::from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+            Duration::from_nanos(u64::try_from(now - stored).unwrap_or(0))
+        });
+        Ok(Backlog {
+            commands: info.state.messages,
+            oldest_waited: oldest,
+        })
     }
 
     /// The queued command at `sequence`, if it is still queued.

@@ -92,6 +92,7 @@ impl Application {
             events,
             dead_orders,
             database_prepared,
+            secure_cookies: settings.production,
         });
         Ok(Self {
             listener,

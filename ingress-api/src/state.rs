@@ -45,4 +45,9 @@ pub struct Shared {
     /// Set once migrations are applied and the configured admin exists, for
     /// readiness: until then database-backed routes may fail.
     pub database_prepared: Arc<AtomicBool>,
+    /// Whether the web console's cookies are marked `Secure`: in production
+    /// (`ORDERFLOW_ENV=production`), where the console is served over HTTPS;
+    /// development serves plain HTTP on localhost, where a browser would
+    /// drop a `Secure` cookie.
+    pub secure_cookies: bool,
 }

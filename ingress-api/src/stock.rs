@@ -224,17 +224,21 @@ pub fn check_quantity(field: &str, value: i64, min: i64, errors: &mut Vec<FieldE
         } else {
             MAX_STOCK_OPERATION_QUANTITY
         };
-        errors.push(
-            FieldError::new(
-                field,
-                format!("must be between {min} and {MAX_STOCK_OPERATION_QUANTITY}"),
-            )
-            .with_limit(limit),
-        );
+        errors.push(quantity_refusal(field, min, limit));
     }
 }
 
-/// Refuses a blank or overlong free-text reason.
+/// The refusal of a quantity outside `min..=MAX_STOCK_OPERATION_QUANTITY`,
+/// naming the bound it crossed. Also what a form answers for a quantity
+/// that is not a number at all: the same words as for one out of range.
+pub fn quantity_refusal(field: &str, min: i64, limit: i64) -> FieldError {
+    FieldError::new(
+        field,
+        format!("must be between {min} and {MAX_STOCK_OPERATION_QUANTITY}"),
+    )
+    .with_limit(limit)
+}
+
 pub fn check_reason(reason: Option<&str>, errors: &mut Vec<FieldError>) {
     if let Some(reason) = reason {
         if reason.trim().is_empty() || reason.chars().count() > MAX_REASON_LEN {

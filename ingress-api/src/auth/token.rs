@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use orderflow_core::domain::Role;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 const ISSUER: &str = "orderflow";
@@ -31,6 +33,9 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// The signing secret as an HMAC key, for values bound to a token (see
+    /// [`TokenKeys::tag`]).
+    tag_key: Hmac<Sha256>,
 }
 
 impl TokenKeys {
@@ -46,7 +51,29 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
+            tag_key: Hmac::new_from_slice(secret).expect("HMAC takes a key of any length"),
         }
+    }
+
+    /// An HMAC-SHA256 of `message` under the signing secret. `purpose` is
+    /// mixed in first, so a tag made for one use is never valid for another
+    /// and none can pass for a token signature.
+    pub fn tag(&self, purpose: &str, message: &str) -> [u8; 32] {
+        self.keyed(purpose, message).finalize().into_bytes().into()
+    }
+
+    /// Whether `presented` is the [`TokenKeys::tag`] of `message`, compared
+    /// in constant time.
+    pub fn tag_matches(&self, purpose: &str, message: &str, presented: &[u8]) -> bool {
+        self.keyed(purpose, message).verify_slice(presented).is_ok()
+    }
+
+    fn keyed(&self, purpose: &str, message: &str) -> Hmac<Sha256> {
+        let mut mac = self.tag_key.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(message.as_bytes());
+        mac
     }
 
     pub fn ttl(&self) -> Duration {

@@ -94,18 +94,38 @@ pub async fn stream(
             "an Authorization: Bearer token or an access_token parameter is required",
         ))?;
     let user = AuthUser::from_token(&state, &token)?;
-    let resume_after = match headers.get("last-event-id") {
-        Some(value) => Some(
+    let resume_after = match resume_point(&headers)? {
+        Some(last) => Some(last),
+        None => query.last_event_id,
+    };
+    open(state, user, resume_after).await
+}
+
+/// The event id a reconnecting client saw last, from `Last-Event-ID` (which
+/// a browser's EventSource sends by itself when it reconnects).
+pub fn resume_point(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    headers
+        .get("last-event-id")
+        .map(|value| {
             value
                 .to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or_else(|| {
                     ApiError::field("Last-Event-ID", "must be an event id this stream sent")
-                })?,
-        ),
-        None => query.last_event_id,
-    };
+                })
+        })
+        .transpose()
+}
+
+/// The live stream of what `user` may see, from right after `resume_after`
+/// or from now: the one implementation behind `GET /events/stream` and the
+/// web console's feed.
+pub async fn open(
+    state: AppState,
+    user: AuthUser,
+    resume_after: Option<u64>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let deliver_policy = match resume_after {
         Some(last) => DeliverPolicy::ByStartSequence {
             start_sequence: last + 1,

@@ -26,6 +26,9 @@ use crate::stock::{self, Movement, MovementKind, Operation, ADJUST_REASONS, MOVE
 
 pub use crate::stock::StockLevel;
 
+/// The least a receipt may bring in.
+pub const MIN_RECEIVE_QUANTITY: i64 = 1;
+
 /// Where stock goes when a request names no location.
 pub const DEFAULT_LOCATION: &str = "main";
 
@@ -82,9 +85,25 @@ pub async fn receive(
     user: AuthUser,
     JsonBody(request): JsonBody<ReceiveRequest>,
 ) -> ApiResult<Json<StockLevel>> {
+    receive_stock(&state, &user, request).await.map(Json)
+}
+
+/// Receives stock as `POST /inventory/receive` does (staff): the same
+/// checks, messages and transaction for every caller, the web console
+/// included. Answers the level after.
+pub async fn receive_stock(
+    state: &AppState,
+    user: &AuthUser,
+    request: ReceiveRequest,
+) -> ApiResult<StockLevel> {
     user.require(Role::Staff)?;
     let mut errors = Vec::new();
-    stock::check_quantity("quantity", request.quantity, 1, &mut errors);
+    stock::check_quantity(
+        "quantity",
+        request.quantity,
+        MIN_RECEIVE_QUANTITY,
+        &mut errors,
+    );
     stock::check_reason(request.reason.as_deref(), &mut errors);
     refuse_if_any(errors)?;
     let location = request.location.as_deref().unwrap_or(DEFAULT_LOCATION);
@@ -103,7 +122,7 @@ pub async fn receive(
         }])
     })
     .await?;
-    single(levels)
+    single(levels).map(|Json(level)| level)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -462,6 +481,16 @@ pub async fn list_movements(
     user: AuthUser,
     QueryParams(query): QueryParams<MovementQuery>,
 ) -> ApiResult<Json<MovementPage>> {
+    movements(&state, &user, query).await.map(Json)
+}
+
+/// One page of the ledger, newest first, as `GET /movements` answers it
+/// (staff).
+pub async fn movements(
+    state: &AppState,
+    user: &AuthUser,
+    query: MovementQuery,
+) -> ApiResult<MovementPage> {
     user.require(Role::Staff)?;
     let mut errors = Vec::new();
     let limit = page_limit(query.limit)?;
@@ -529,5 +558,5 @@ pub async fn list_movements(
     let next_cursor = cursor::next_page(&mut items, limit, |m| {
         cursor::encode_text(&m.id.to_string())
     });
-    Ok(Json(MovementPage { items, next_cursor }))
+    Ok(MovementPage { items, next_cursor })
 }

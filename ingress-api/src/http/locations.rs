@@ -154,6 +154,15 @@ pub async fn list_locations(
     user: AuthUser,
     QueryParams(query): QueryParams<LocationQuery>,
 ) -> ApiResult<Json<LocationPage>> {
+    locations_page(&state, &user, query).await.map(Json)
+}
+
+/// One page of locations, as `GET /locations` answers it (staff).
+pub async fn locations_page(
+    state: &AppState,
+    user: &AuthUser,
+    query: LocationQuery,
+) -> ApiResult<LocationPage> {
     user.require(Role::Staff)?;
     let limit = page_limit(query.limit)?;
     let after = query
@@ -172,7 +181,7 @@ pub async fn list_locations(
     .fetch_all(&state.pool)
     .await?;
     let next_cursor = cursor::next_page(&mut items, limit, |l| cursor::encode_text(&l.code));
-    Ok(Json(LocationPage { items, next_cursor }))
+    Ok(LocationPage { items, next_cursor })
 }
 
 /// Rename a location (manager). Archived locations are kept as they were.

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(health::router())
         .merge(openapi::router())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Inside the metrics and the log line, so refusals are counted and

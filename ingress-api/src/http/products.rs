@@ -315,9 +315,19 @@ impl ProductSearch {
     security(("bearer" = [])))]
 pub async fn list_products(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     QueryParams(query): QueryParams<ProductQuery>,
 ) -> ApiResult<Json<ProductPage>> {
+    search_products(&state, &user, query).await.map(Json)
+}
+
+/// One page of the catalogue as `GET /products` answers it; any signed-in
+/// user may search.
+pub async fn search_products(
+    state: &AppState,
+    _user: &AuthUser,
+    query: ProductQuery,
+) -> ApiResult<ProductPage> {
     let limit = page_limit(query.limit)?;
     let search = ProductSearch {
         search: query.search,
@@ -335,7 +345,18 @@ pub async fn list_products(
     search.push_query(&mut sql);
     let mut items: Vec<ProductView> = sql.build_query_as().fetch_all(&state.pool).await?;
     let next_cursor = cursor::next_page(&mut items, limit, |p| cursor::encode_text(&p.sku));
-    Ok(Json(ProductPage { items, next_cursor }))
+    Ok(ProductPage { items, next_cursor })
+}
+
+/// The categories of the products in the catalogue (not archived), sorted,
+/// for pickers that filter the catalogue by category.
+pub async fn categories(state: &AppState, _user: &AuthUser) -> ApiResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "select distinct category from products
+         where category is not null and archived_at is null order by category",
+    )
+    .fetch_all(&state.pool)
+    .await?)
 }
 
 /// One product as every product endpoint answers it.
@@ -353,10 +374,20 @@ async fn product_view(executor: impl PgExecutor<'_>, sku: &str) -> ApiResult<Opt
     security(("bearer" = [])))]
 pub async fn get_product(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     PathParams(sku): PathParams<String>,
 ) -> ApiResult<Json<ProductDetail>> {
-    let product = product_view(&state.pool, &sku)
+    product_detail(&state, &user, &sku).await.map(Json)
+}
+
+/// One product with its stock per location, as `GET /products/{sku}`
+/// answers it; any signed-in user may look.
+pub async fn product_detail(
+    state: &AppState,
+    _user: &AuthUser,
+    sku: &str,
+) -> ApiResult<ProductDetail> {
+    let product = product_view(&state.pool, sku)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
     let locations: Vec<LocationStock> = sqlx::query_as(
@@ -364,10 +395,10 @@ pub async fn get_product(
          from stock_levels s join products p on p.id = s.product_id join locations l on l.id = s.location_id
          where p.sku = $1 order by l.code",
     )
-    .bind(&sku)
+    .bind(sku)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(ProductDetail { product, locations }))
+    Ok(ProductDetail { product, locations })
 }
 
 /// Change a product's name, price, unit, category or low-stock threshold

@@ -2,8 +2,8 @@
 //! bucket per client, refilled at the limit a second and holding two
 //! seconds' worth, so a client may burst briefly but not sustain more.
 //!
-//! A client is the user of a validly signed bearer token, whatever address
-//! it comes from; without one, the peer address of the connection. The
+//! A client is the user of a validly signed bearer token (or console session
+//! cookie), whatever address it comes from; without one, the peer address of the connection. The
 //! forwarded-for headers are not read: any client can write them, so they
 //! would let one client pose as many. Behind a proxy every anonymous client
 //! therefore shares the proxy's bucket, which only the anonymous routes
@@ -221,6 +221,14 @@ fn client_of(state: &AppState, request: &mut Request) -> Client {
         .and_then(|token| AuthUser::verified(state, token));
     if let Some(user) = user {
         request.extensions_mut().insert(VerifiedToken(user));
+        return Client::User(user.id);
+    }
+    // The web console's session cookie names its user too. It only picks the
+    // bucket: it is never left for the bearer extractor, so the cookie
+    // cannot authenticate a JSON route.
+    let console_user = crate::console::session::token_in(request.headers())
+        .and_then(|token| AuthUser::verified(state, token));
+    if let Some(user) = console_user {
         return Client::User(user.id);
     }
     let address = request

@@ -154,6 +154,11 @@ pub async fn dashboard(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> ApiResult<Json<Dashboard>> {
+    dashboard_figures(&state, &user).await.map(Json)
+}
+
+/// The figures `GET /dashboard` answers (staff).
+pub async fn dashboard_figures(state: &AppState, user: &AuthUser) -> ApiResult<Dashboard> {
     user.require(Role::Staff)?;
     let stock: StockTotals = sqlx::query_as(
         "with per_product as (
@@ -192,11 +197,11 @@ pub async fn dashboard(
     .bind(TOP_MOVERS)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(Dashboard {
+    Ok(Dashboard {
         stock,
         orders_today,
         top_movers,
-    }))
+    })
 }
 
 /// Proves every stock level equals its ledger sums and lists any drift (admin).

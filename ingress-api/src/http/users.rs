@@ -198,6 +198,28 @@ pub async fn login(
     State(state): State<AppState>,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> ApiResult<Json<TokenResponse>> {
+    let user = check_credentials(&state, &credentials).await?;
+    Ok(Json(token_response(
+        &state,
+        user.id,
+        user.role,
+        user.token_version,
+    )?))
+}
+
+/// Who a correct email and password belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn {
+    pub id: Uuid,
+    pub role: Role,
+    /// The user's current token version, to issue a token at.
+    pub token_version: i32,
+}
+
+/// Checks an email and password as every sign-in does (`POST /auth/login`
+/// and the web console): throttled per email, 401 for a wrong pair or a
+/// deactivated account, without telling whether the email exists.
+pub async fn check_credentials(state: &AppState, credentials: &Credentials) -> ApiResult<SignedIn> {
     let email = credentials.email.trim().to_lowercase();
     // No account has such an email or password: refused before they cost
     // a hash or a row of the throttle.
@@ -212,7 +234,7 @@ pub async fn login(
     .fetch_optional(&state.pool)
     .await?;
     let stored = row.as_ref().map(|r| r.1.clone());
-    let matches = password::verify(credentials.password, stored).await?;
+    let matches = password::verify(credentials.password.clone(), stored).await?;
     let Some((id, _, role, active, token_version)) = row.filter(|_| matches) else {
         login_throttle::record_failure(&state.pool, &email).await?;
         return Err(ApiError::Unauthorized("wrong email or password"));
@@ -222,7 +244,11 @@ pub async fn login(
         return Err(ApiError::Unauthorized("this account is deactivated"));
     }
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("stored role: {e}"))?;
-    Ok(Json(token_response(&state, id, role, token_version)?))
+    Ok(SignedIn {
+        id,
+        role,
+        token_version,
+    })
 }
 
 /// Makes sure the configured admin exists, is active, is an admin and has

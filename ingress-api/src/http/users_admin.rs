@@ -109,10 +109,20 @@ fn parse_role(raw: &str) -> Result<Role, FieldError> {
               (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn list_users(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     QueryParams(query): QueryParams<UserQuery>,
 ) -> ApiResult<Json<UserPage>> {
+    users_page(&state, &admin.0, query).await.map(Json)
+}
+
+/// One page of users, ordered by email, as `GET /users` answers it (admin).
+pub async fn users_page(
+    state: &AppState,
+    user: &AuthUser,
+    query: UserQuery,
+) -> ApiResult<UserPage> {
+    user.require(Role::Admin)?;
     let limit = page_limit(query.limit)?;
     let role = query
         .role
@@ -143,7 +153,7 @@ pub async fn list_users(
         .map(detail)
         .collect::<ApiResult<Vec<_>>>()?;
     let next_cursor = cursor::next_page(&mut items, limit, |u| cursor::encode_text(&u.email));
-    Ok(Json(UserPage { items, next_cursor }))
+    Ok(UserPage { items, next_cursor })
 }
 
 /// Create a user of any role (admin), for example staff or a manager.
