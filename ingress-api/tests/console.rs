@@ -197,6 +197,22 @@ async fn signing_in_sets_an_http_only_strict_session_cookie_and_opens_the_dashbo
 }
 
 #[tokio::test]
+async fn in_production_the_session_cookie_is_secure() {
+    let app = TestApp::start_with(
+        &[
+            ("ORDERFLOW_ENV", "production"),
+            ("ORDERFLOW_JWT_SECRET", "a-production-secret-for-this-test"),
+        ],
+        false,
+    )
+    .await;
+    let response = Console::new(&app).login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = set_cookie(&response, "orderflow_session").expect("a session cookie");
+    assert!(cookie.split(';').any(|a| a.trim() == "Secure"), "{cookie}");
+}
+
+#[tokio::test]
 async fn a_wrong_password_or_unknown_email_is_401_with_the_same_alert_and_no_cookie() {
     let app = TestApp::start_with(&[], false).await;
     let console = Console::new(&app);

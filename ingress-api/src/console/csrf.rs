@@ -7,9 +7,6 @@
 
 use crate::state::AppState;
 
-/// The name of the hidden form field.
-pub const FIELD: &str = "csrf";
-
 /// Keeps these tags apart from any other tag made with the same secret.
 const PURPOSE: &str = "orderflow console csrf";
 
