@@ -21,7 +21,7 @@ use crate::free_loopback_address;
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// The W3C key of an element reference in WebDriver JSON.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f97cfb8c5f1";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn program(variable: &str, default: &str) -> PathBuf {
     std::env::var_os(variable)
@@ -235,8 +235,9 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "no element matches {css:?} on {}",
-                    self.current_url().await.unwrap_or_default()
+                    "no element matches {css:?} on {}; the page:\n{}",
+                    self.current_url().await.unwrap_or_default(),
+                    self.page_text().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -262,6 +263,16 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The page's markup, shortened, for a failure's message.
+    async fn page_text(&self) -> String {
+        let html = self
+            .execute("return document.documentElement.outerHTML;", vec![])
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|err| format!("(unreadable: {err:#})"));
+        html.chars().take(3000).collect()
     }
 
     pub async fn text(&self, element: &Element) -> anyhow::Result<String> {
