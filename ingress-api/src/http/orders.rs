@@ -310,7 +310,7 @@ fn accepted(order_id: Uuid, status: OrderStatus) -> Response {
 
 /// The request's trace, or a new one when the request came in without the
 /// tracing middleware (a handler driven directly).
-fn request_trace(trace: Option<Extension<RequestTrace>>) -> RequestTrace {
+pub fn request_trace(trace: Option<Extension<RequestTrace>>) -> RequestTrace {
     trace.map_or_else(RequestTrace::detached, |Extension(trace)| trace)
 }
 
@@ -331,10 +331,19 @@ pub async fn get_order(
     user: AuthUser,
     PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Json<OrderView>> {
-    find_order(&state, order_id)
+    order_detail(&state, &user, order_id).await.map(Json)
+}
+
+/// The order `user` may see, as `GET /orders/{id}` answers it; 404 for an
+/// order that is unknown or someone else's.
+pub async fn order_detail(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: Uuid,
+) -> ApiResult<OrderView> {
+    find_order(state, order_id)
         .await?
         .filter(|order| user.may_see(order.customer_id))
-        .map(Json)
         .ok_or(ApiError::NotFound("order"))
 }
 
@@ -386,7 +395,19 @@ pub async fn cancel_order(
     PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
     let trace = request_trace(trace);
-    settle(&state, user, order_id, Settlement::Cancel, &trace).await
+    let status = cancel(&state, &user, order_id, &trace).await?;
+    Ok(accepted(order_id, status))
+}
+
+/// Queues the cancellation of `order_id` for `user`, as
+/// `POST /orders/{id}/cancel` does; the order's status when it was queued.
+pub async fn cancel(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: Uuid,
+    trace: &RequestTrace,
+) -> ApiResult<OrderStatus> {
+    settle(state, user, order_id, Settlement::Cancel, trace).await
 }
 
 /// Fulfil (ship) a confirmed order (staff): on hand and reserved fall at the
@@ -410,9 +431,21 @@ pub async fn fulfil_order(
     trace: Option<Extension<RequestTrace>>,
     PathParams(order_id): PathParams<Uuid>,
 ) -> ApiResult<Response> {
-    user.require(Role::Staff)?;
     let trace = request_trace(trace);
-    settle(&state, user, order_id, Settlement::Fulfil, &trace).await
+    let status = fulfil(&state, &user, order_id, &trace).await?;
+    Ok(accepted(order_id, status))
+}
+
+/// Queues the fulfilment of `order_id` (staff), as
+/// `POST /orders/{id}/fulfil` does; the order's status when it was queued.
+pub async fn fulfil(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: Uuid,
+    trace: &RequestTrace,
+) -> ApiResult<OrderStatus> {
+    user.require(Role::Staff)?;
+    settle(state, user, order_id, Settlement::Fulfil, trace).await
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -423,11 +456,11 @@ enum Settlement {
 
 async fn settle(
     state: &AppState,
-    user: AuthUser,
+    user: &AuthUser,
     order_id: Uuid,
     settlement: Settlement,
     trace: &RequestTrace,
-) -> ApiResult<Response> {
+) -> ApiResult<OrderStatus> {
     let order = find_order(state, order_id)
         .await?
         .filter(|order| user.may_see(order.customer_id))
@@ -457,7 +490,7 @@ async fn settle(
         .publish_action(order.partition, &command, &trace.0)
         .await
         .map_err(queue_unavailable)?;
-    Ok(accepted(order_id, order.status))
+    Ok(order.status)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -487,6 +520,16 @@ pub async fn list_orders(
     user: AuthUser,
     QueryParams(params): QueryParams<ListOrdersParams>,
 ) -> ApiResult<Json<OrderPage>> {
+    orders_page(&state, &user, params).await.map(Json)
+}
+
+/// A page of the orders `user` may see, newest first, as `GET /orders`
+/// answers it.
+pub async fn orders_page(
+    state: &AppState,
+    user: &AuthUser,
+    params: ListOrdersParams,
+) -> ApiResult<OrderPage> {
     let status = params
         .status
         .as_deref()
@@ -517,7 +560,7 @@ pub async fn list_orders(
     let next_cursor = cursor::next_page(&mut items, limit, |o| {
         cursor::encode_time_id(o.created_at, o.order_id)
     });
-    Ok(Json(OrderPage { items, next_cursor }))
+    Ok(OrderPage { items, next_cursor })
 }
 
 /// The page size asked for, within 1 to MAX_PAGE_LIMIT.

@@ -291,6 +291,16 @@ pub async fn create_webhook(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    let webhook = register_webhook(&state, &user, new).await?;
+    Ok((StatusCode::CREATED, Json(webhook)))
+}
+
+/// Registers `new` for `user` (manager), as `POST /webhooks` does.
+pub async fn register_webhook(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewWebhook,
+) -> ApiResult<Webhook> {
     user.require(Role::Manager)?;
     let events = check_events(&new.events);
     let errors: Vec<FieldError> = [
@@ -315,7 +325,7 @@ pub async fn create_webhook(
     .bind(user.id)
     .fetch_one(&state.pool)
     .await?;
-    Ok((StatusCode::CREATED, Json(view(row))))
+    Ok(view(row))
 }
 
 /// List webhook endpoints (manager), oldest first; secrets are masked.
@@ -327,15 +337,20 @@ pub async fn list_webhooks(
     user: AuthUser,
     State(state): State<AppState>,
 ) -> ApiResult<Json<WebhookList>> {
+    Ok(Json(WebhookList {
+        items: webhooks(&state, &user).await?,
+    }))
+}
+
+/// Every endpoint (manager), oldest first, as `GET /webhooks` lists them.
+pub async fn webhooks(state: &AppState, user: &AuthUser) -> ApiResult<Vec<Webhook>> {
     user.require(Role::Manager)?;
     let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
         "select {WEBHOOK_COLUMNS} from webhooks order by created_at, id"
     ))
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(WebhookList {
-        items: rows.into_iter().map(view).collect(),
-    }))
+    Ok(rows.into_iter().map(view).collect())
 }
 
 /// Change a webhook endpoint (manager).
@@ -429,8 +444,14 @@ pub async fn ping_webhook(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
+    Ok((StatusCode::ACCEPTED, Json(ping(&state, &user, &id).await?)))
+}
+
+/// Queues a test ping to webhook `id` (manager), as
+/// `POST /webhooks/{id}/ping` does.
+pub async fn ping(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Enqueued> {
     user.require(Role::Manager)?;
-    let id = webhook_id(&id)?;
+    let id = webhook_id(id)?;
     let active: Option<bool> = sqlx::query_scalar("select active from webhooks where id = $1")
         .bind(id)
         .fetch_optional(&state.pool)
@@ -471,13 +492,10 @@ pub async fn ping_webhook(
         }
         _ => ApiError::Database(err),
     })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Enqueued {
-            delivery_id,
-            event_id,
-        }),
-    ))
+    Ok(Enqueued {
+        delivery_id,
+        event_id,
+    })
 }
 
 /// A delivery row as read, attempts aside.
@@ -571,8 +589,19 @@ pub async fn list_deliveries(
     PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
+    Ok(Json(deliveries(&state, &user, &id, query).await?))
+}
+
+/// A page of webhook `id`'s deliveries with their attempts (manager),
+/// newest first, as `GET /webhooks/{id}/deliveries` answers it.
+pub async fn deliveries(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+    query: DeliveryQuery,
+) -> ApiResult<DeliveryPage> {
     user.require(Role::Manager)?;
-    let id = webhook_id(&id)?;
+    let id = webhook_id(id)?;
     let limit = page_limit(query.limit)?;
     if let Some(s) = query.state.as_deref() {
         if !STATES.contains(&s) {
@@ -603,7 +632,7 @@ pub async fn list_deliveries(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(page(&state, rows, limit).await?))
+    page(state, rows, limit).await
 }
 
 /// Deliveries that gave up after their last attempt, over all webhooks
@@ -613,10 +642,21 @@ pub async fn list_deliveries(
               (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn list_dead_letters(
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     State(state): State<AppState>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
+    Ok(Json(dead_letters(&state, &admin, query).await?))
+}
+
+/// A page of dead deliveries over all webhooks (admin), newest first, as
+/// `GET /webhooks/dead-letters` answers it.
+pub async fn dead_letters(
+    state: &AppState,
+    user: &AuthUser,
+    query: PageQuery,
+) -> ApiResult<DeliveryPage> {
+    user.require(Role::Admin)?;
     let limit = page_limit(query.limit)?;
     let after = after(query.cursor.as_deref())?;
     let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
@@ -628,7 +668,7 @@ pub async fn list_dead_letters(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(page(&state, rows, limit).await?))
+    page(state, rows, limit).await
 }
 
 /// Put a dead delivery back in the queue with its attempts reset (admin).
@@ -640,10 +680,17 @@ pub async fn list_dead_letters(
               (status = 409, description = "The delivery is not dead", body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn replay_delivery(
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
+    Ok((StatusCode::ACCEPTED, Json(replay(&state, &admin, &id).await?)))
+}
+
+/// Puts dead delivery `id` back in the queue (admin), as
+/// `POST /webhooks/deliveries/{id}/replay` does.
+pub async fn replay(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Enqueued> {
+    user.require(Role::Admin)?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let replayed: Option<Uuid> = sqlx::query_scalar(
         "update webhook_deliveries
@@ -656,13 +703,10 @@ pub async fn replay_delivery(
     .fetch_optional(&state.pool)
     .await?;
     if let Some(event_id) = replayed {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(Enqueued {
-                delivery_id: id,
-                event_id,
-            }),
-        ));
+        return Ok(Enqueued {
+            delivery_id: id,
+            event_id,
+        });
     }
     let current: Option<String> =
         sqlx::query_scalar("select state from webhook_deliveries where id = $1")
