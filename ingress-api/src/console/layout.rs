@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use orderflow_core::domain::Role;
 
 use crate::console::assets;
 use crate::console::session::ConsoleUser;
@@ -14,6 +15,8 @@ pub enum Section {
     Dashboard,
     Products,
     Users,
+    Orders,
+    Webhooks,
     /// Pages outside the navigation: sign-in, errors.
     None,
 }
@@ -66,6 +69,20 @@ impl Layout {
                         current: section == Section::Products,
                     },
                 ];
+                // Orders are for every console role; webhooks for managers
+                // and admins, as the API allows.
+                nav.push(NavLink {
+                    href: "/console/orders",
+                    label: "Orders",
+                    current: section == Section::Orders,
+                });
+                if user.auth.role.includes(Role::Manager) {
+                    nav.push(NavLink {
+                        href: "/console/webhooks",
+                        label: "Webhooks",
+                        current: section == Section::Webhooks,
+                    });
+                }
                 if user.is_admin() {
                     nav.push(NavLink {
                         href: "/console/users",

@@ -14,12 +14,14 @@
 //! - [`live`]: the live feed, the API's event stream under the session cookie.
 //! - [`assets`]: the stylesheet and the script, embedded in the binary.
 //! - [`headers`]: the security headers of every console answer.
+//! - [`notice`]: the one-shot notice shown after an action.
 
 pub mod assets;
 pub mod csrf;
 pub mod headers;
 pub mod layout;
 pub mod live;
+pub mod notice;
 pub mod pages;
 pub mod problem;
 pub mod session;
@@ -44,6 +46,31 @@ pub fn router() -> Router<AppState> {
             post(pages::product::receive),
         )
         .route("/console/users", get(pages::users::show))
+        // Orders and webhooks.
+        .route("/console/orders", get(pages::orders::show))
+        .route("/console/orders/{order_id}", get(pages::order::show))
+        .route(
+            "/console/orders/{order_id}/fulfil",
+            post(pages::order::fulfil),
+        )
+        .route(
+            "/console/orders/{order_id}/cancel",
+            post(pages::order::cancel),
+        )
+        .route(
+            "/console/webhooks",
+            get(pages::webhooks::show).post(pages::webhooks::register),
+        )
+        .route(
+            "/console/webhooks/dead-letters",
+            get(pages::dead_letters::show),
+        )
+        .route(
+            "/console/webhooks/dead-letters/{delivery_id}/replay",
+            post(pages::dead_letters::replay),
+        )
+        .route("/console/webhooks/{id}", get(pages::webhook::show))
+        .route("/console/webhooks/{id}/ping", post(pages::webhooks::ping))
         .route("/console/events", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(headers::protect))

@@ -684,7 +684,10 @@ pub async fn replay_delivery(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
-    Ok((StatusCode::ACCEPTED, Json(replay(&state, &admin, &id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(replay(&state, &admin, &id).await?),
+    ))
 }
 
 /// Puts dead delivery `id` back in the queue (admin), as
