@@ -14,6 +14,7 @@ pub enum Section {
     Dashboard,
     Products,
     Users,
+    Alerts,
     /// Pages outside the navigation: sign-in, errors.
     None,
 }
@@ -49,7 +50,8 @@ pub struct Layout {
 
 impl Layout {
     /// The chrome of a page for `user`, or of a page without one. The Users
-    /// link is only for admins, the only role that may open it.
+    /// link is only for admins, the only role that may open it; Alerts is
+    /// for every console role (staff and above).
     pub fn new(user: Option<&ConsoleUser>, section: Section, title: impl Into<String>) -> Self {
         let (nav, account) = match user {
             None => (Vec::new(), None),
@@ -66,6 +68,11 @@ impl Layout {
                         current: section == Section::Products,
                     },
                 ];
+                nav.push(NavLink {
+                    href: "/console/alerts",
+                    label: "Alerts",
+                    current: section == Section::Alerts,
+                });
                 if user.is_admin() {
                     nav.push(NavLink {
                         href: "/console/users",

@@ -17,11 +17,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::inventory::{self, MovementQuery, MovementView, ReceiveRequest};
 use crate::http::locations::{self, LocationQuery};
 use crate::http::products::{self, ProductDetail};
+use crate::http::reports::{self, Alert, AlertQuery};
 use crate::state::AppState;
 use crate::stock;
 
 /// Ledger rows the page shows, newest first.
 const RECENT_MOVEMENTS: i64 = 20;
+
+/// Low-stock alerts the page shows, newest first.
+const RECENT_ALERTS: i64 = 10;
 
 /// The most locations the receive form offers (the API's largest page).
 const MAX_LOCATIONS: i64 = 200;
@@ -36,6 +40,7 @@ struct ProductPage {
     layout: Layout,
     product: ProductDetail,
     movements: Vec<MovementView>,
+    alerts: Vec<Alert>,
     /// Codes of the active locations.
     locations: Vec<String>,
     form: ReceiveForm,
@@ -60,6 +65,7 @@ struct ReceiveForm {
 struct ProductData {
     product: ProductDetail,
     movements: Vec<MovementView>,
+    alerts: Vec<Alert>,
     locations: Vec<String>,
 }
 
@@ -81,6 +87,18 @@ async fn load(state: &AppState, user: &ConsoleUser, sku: &str) -> ApiResult<Prod
     )
     .await?
     .items;
+    let alerts = reports::alerts_page(
+        state,
+        &user.auth,
+        AlertQuery {
+            state: None,
+            sku: Some(product.product.sku.clone()),
+            cursor: None,
+            limit: Some(RECENT_ALERTS),
+        },
+    )
+    .await?
+    .items;
     let locations = locations::locations_page(
         state,
         &user.auth,
@@ -98,6 +116,7 @@ async fn load(state: &AppState, user: &ConsoleUser, sku: &str) -> ApiResult<Prod
     Ok(ProductData {
         product,
         movements,
+        alerts,
         locations,
     })
 }
@@ -116,6 +135,7 @@ fn product_page(
             layout: Layout::new(Some(user), Section::Products, title),
             product: data.product,
             movements: data.movements,
+            alerts: data.alerts,
             locations: data.locations,
             form,
             flash,
