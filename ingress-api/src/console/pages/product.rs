@@ -1,6 +1,7 @@
 //! `GET /console/products/{sku}`: a product's stock per location, its recent
-//! ledger rows and low-stock alerts, and the receive form; `POST /console/products/{sku}/receive`
-//! receives stock through the same function as `POST /inventory/receive`.
+//! ledger rows and low-stock alerts, and the receive form;
+//! `POST /console/products/{sku}/receive` receives stock through the same
+//! function as `POST /inventory/receive`.
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
