@@ -313,6 +313,24 @@ async fn a_bad_quantity_is_shown_by_its_field_and_nothing_is_received() {
     assert_eq!(product["on_hand"], 50, "stock changed: {product}");
 }
 
+/// Opens `url` and checks that the page needs no sideways scrolling: wide
+/// tables scroll inside their wrapper, not the page.
+async fn assert_fits_the_screen(browser: &Browser, url: &str) {
+    browser.goto(url).await.unwrap();
+    browser.find("h1").await.unwrap();
+    let widths: Value = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{url} is wider than the screen: {widths}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_tab_reaches_the_skip_link_and_a_phone_screen_needs_no_sideways_scrolling() {
     let console = Console::start().await;
@@ -333,21 +351,20 @@ async fn the_first_tab_reaches_the_skip_link_and_a_phone_screen_needs_no_sideway
         "/console",
         "/console/products",
         &format!("/console/products/{}", console.sku),
+        "/console/alerts",
     ] {
-        phone.goto(&console.url(path)).await.unwrap();
-        phone.find("h1").await.unwrap();
-        let widths: Value = phone
-            .execute(
-                "return [document.documentElement.scrollWidth, window.innerWidth];",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            widths[0].as_u64() <= widths[1].as_u64(),
-            "{path} is wider than the screen: {widths}"
-        );
+        assert_fits_the_screen(&phone, &console.url(path)).await;
     }
+    // The users page, with forms in every row of its table, is an admin's.
+    let admin_phone = console
+        .signed_in(
+            &console.stack.admin_email,
+            &console.stack.admin_password,
+            375,
+            740,
+        )
+        .await;
+    assert_fits_the_screen(&admin_phone, &console.url("/console/users")).await;
     phone.goto(&console.url("/console")).await.unwrap();
     phone.find("#live-feed").await.unwrap();
     screenshot(&phone, "dashboard-phone").await;

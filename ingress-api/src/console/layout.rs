@@ -17,6 +17,7 @@ pub enum Section {
     Users,
     Orders,
     Webhooks,
+    Alerts,
     /// Pages outside the navigation: sign-in, errors.
     None,
 }
@@ -52,7 +53,8 @@ pub struct Layout {
 
 impl Layout {
     /// The chrome of a page for `user`, or of a page without one. The Users
-    /// link is only for admins, the only role that may open it.
+    /// link is only for admins, the only role that may open it; Alerts is
+    /// for every console role (staff and above).
     pub fn new(user: Option<&ConsoleUser>, section: Section, title: impl Into<String>) -> Self {
         let (nav, account) = match user {
             None => (Vec::new(), None),
@@ -83,6 +85,11 @@ impl Layout {
                         current: section == Section::Webhooks,
                     });
                 }
+                nav.push(NavLink {
+                    href: "/console/alerts",
+                    label: "Alerts",
+                    current: section == Section::Alerts,
+                });
                 if user.is_admin() {
                     nav.push(NavLink {
                         href: "/console/users",

@@ -45,7 +45,20 @@ pub fn router() -> Router<AppState> {
             "/console/products/{sku}/receive",
             post(pages::product::receive),
         )
-        .route("/console/users", get(pages::users::show))
+        // Users management and low-stock alerts.
+        .route(
+            "/console/users",
+            get(pages::users::show).post(pages::user_forms::create),
+        )
+        .route(
+            "/console/users/{id}/role",
+            post(pages::user_forms::change_role),
+        )
+        .route(
+            "/console/users/{id}/active",
+            post(pages::user_forms::set_active),
+        )
+        .route("/console/alerts", get(pages::alerts::show))
         // Orders and webhooks.
         .route("/console/orders", get(pages::orders::show))
         .route("/console/orders/{order_id}", get(pages::order::show))

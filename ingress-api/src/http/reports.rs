@@ -74,6 +74,16 @@ pub async fn list_alerts(
     user: AuthUser,
     QueryParams(query): QueryParams<AlertQuery>,
 ) -> ApiResult<Json<AlertPage>> {
+    alerts_page(&state, &user, query).await.map(Json)
+}
+
+/// One page of low-stock alerts, newest first, as `GET /alerts` answers it
+/// (staff).
+pub async fn alerts_page(
+    state: &AppState,
+    user: &AuthUser,
+    query: AlertQuery,
+) -> ApiResult<AlertPage> {
     user.require(Role::Staff)?;
     if let Some(alert_state) = query.state.as_deref() {
         if !matches!(alert_state, "active" | "resolved") {
@@ -105,7 +115,7 @@ pub async fn list_alerts(
     let next_cursor = cursor::next_page(&mut items, limit, |a| {
         cursor::encode_text(&a.id.to_string())
     });
-    Ok(Json(AlertPage { items, next_cursor }))
+    Ok(AlertPage { items, next_cursor })
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]

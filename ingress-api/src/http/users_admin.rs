@@ -164,10 +164,22 @@ pub async fn users_page(
               (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn create_user(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserDetail>)> {
+    let user = create_account(&state, &admin.0, new).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Creates a user of any role, as `POST /users` does (admin): every field's
+/// refusal at once, 409 when the email is taken.
+pub async fn create_account(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewUser,
+) -> ApiResult<UserDetail> {
+    user.require(Role::Admin)?;
     let email = users::parse_email(&new.email);
     let role = parse_role(&new.role);
     let errors: Vec<FieldError> = [
@@ -181,14 +193,13 @@ pub async fn create_user(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let user = users::create_user(
+    users::create_user(
         &state.pool,
         &email.expect("checked"),
         &new.password,
         role.expect("checked"),
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    .await
 }
 
 /// Change a user's role or deactivate or reactivate them (admin). A role
@@ -203,13 +214,26 @@ pub async fn create_user(
               (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn update_user(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(change): JsonBody<UserChange>,
 ) -> ApiResult<Json<UserDetail>> {
+    change_user(&state, &admin.0, &id, change).await.map(Json)
+}
+
+/// Changes a user's role or whether they are active, as `PATCH /users/{id}`
+/// does (admin): 404 for an unknown id, 409 when no active admin would
+/// remain.
+pub async fn change_user(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+    change: UserChange,
+) -> ApiResult<UserDetail> {
+    user.require(Role::Admin)?;
     // An id that is not a UUID names no user.
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("user"))?;
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound("user"))?;
     if change.role.is_none() && change.active.is_none() {
         return Err(ApiError::field(
             "body",
@@ -291,7 +315,7 @@ pub async fn update_user(
         },
     );
     tracing::info!(user_id = %user.id, role = user.role.as_str(), active = user.active, "user changed");
-    Ok(Json(user))
+    Ok(user)
 }
 
 /// Change one's own password (any signed-in user). Every token issued to

@@ -1,5 +1,6 @@
 //! The console's pages, one module each.
 
+pub mod alerts;
 pub mod dashboard;
 pub mod dead_letters;
 pub mod login;
@@ -7,6 +8,7 @@ pub mod order;
 pub mod orders;
 pub mod product;
 pub mod products;
+pub mod user_forms;
 pub mod users;
 pub mod webhook;
 pub mod webhooks;

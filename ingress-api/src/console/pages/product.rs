@@ -1,6 +1,7 @@
 //! `GET /console/products/{sku}`: a product's stock per location, its recent
-//! ledger rows and the receive form; `POST /console/products/{sku}/receive`
-//! receives stock through the same function as `POST /inventory/receive`.
+//! ledger rows and low-stock alerts, and the receive form;
+//! `POST /console/products/{sku}/receive` receives stock through the same
+//! function as `POST /inventory/receive`.
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
@@ -17,11 +18,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::inventory::{self, MovementQuery, MovementView, ReceiveRequest};
 use crate::http::locations::{self, LocationQuery};
 use crate::http::products::{self, ProductDetail};
+use crate::http::reports::{self, Alert, AlertQuery};
 use crate::state::AppState;
 use crate::stock;
 
 /// Ledger rows the page shows, newest first.
 const RECENT_MOVEMENTS: i64 = 20;
+
+/// Low-stock alerts the page shows, newest first.
+const RECENT_ALERTS: i64 = 10;
 
 /// The most locations the receive form offers (the API's largest page).
 const MAX_LOCATIONS: i64 = 200;
@@ -36,6 +41,7 @@ struct ProductPage {
     layout: Layout,
     product: ProductDetail,
     movements: Vec<MovementView>,
+    alerts: Vec<Alert>,
     /// Codes of the active locations.
     locations: Vec<String>,
     form: ReceiveForm,
@@ -60,6 +66,7 @@ struct ReceiveForm {
 struct ProductData {
     product: ProductDetail,
     movements: Vec<MovementView>,
+    alerts: Vec<Alert>,
     locations: Vec<String>,
 }
 
@@ -81,6 +88,18 @@ async fn load(state: &AppState, user: &ConsoleUser, sku: &str) -> ApiResult<Prod
     )
     .await?
     .items;
+    let alerts = reports::alerts_page(
+        state,
+        &user.auth,
+        AlertQuery {
+            state: None,
+            sku: Some(product.product.sku.clone()),
+            cursor: None,
+            limit: Some(RECENT_ALERTS),
+        },
+    )
+    .await?
+    .items;
     let locations = locations::locations_page(
         state,
         &user.auth,
@@ -98,6 +117,7 @@ async fn load(state: &AppState, user: &ConsoleUser, sku: &str) -> ApiResult<Prod
     Ok(ProductData {
         product,
         movements,
+        alerts,
         locations,
     })
 }
@@ -116,6 +136,7 @@ fn product_page(
             layout: Layout::new(Some(user), Section::Products, title),
             product: data.product,
             movements: data.movements,
+            alerts: data.alerts,
             locations: data.locations,
             form,
             flash,
