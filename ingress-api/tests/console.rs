@@ -7,153 +7,17 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{Response, StatusCode};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
+use reqwest::StatusCode;
 use serde_json::json;
+use support::console::{
+    account, cookie_value, csrf_in, ledger_rows, set_cookie, text_after, Console,
+};
 use support::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 use testkit::eventually;
-use uuid::Uuid;
 
 /// The bound of a stock operation's quantity, as the API words it.
 const QUANTITY_MESSAGE: &str = "must be between 1 and 1000000000";
-
-/// A client that shows redirects instead of following them.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The `Set-Cookie` header that sets cookie `name`, if any.
-fn set_cookie(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-/// The value a `Set-Cookie` header gives its cookie.
-fn cookie_value(header: &str) -> String {
-    let pair = header.split(';').next().unwrap();
-    pair.split_once('=').unwrap().1.to_owned()
-}
-
-/// The hidden CSRF token of a page's forms.
-fn csrf_in(html: &str) -> String {
-    let start = html.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].to_owned()
-}
-
-/// The text of the element that opens with `opening` (up to its first `<`).
-fn text_after(html: &str, opening: &str) -> Option<String> {
-    let start = html.find(opening)?;
-    let rest = &html[start..];
-    let text_start = rest.find('>')? + 1;
-    let text_end = text_start + rest[text_start..].find('<')?;
-    Some(rest[text_start..text_end].trim().to_owned())
-}
-
-struct Console<'a> {
-    app: &'a TestApp,
-    http: reqwest::Client,
-}
-
-impl<'a> Console<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Self {
-            app,
-            http: browser(),
-        }
-    }
-
-    async fn login(&self, email: &str, password: &str) -> Response {
-        self.http
-            .post(self.app.url("/console/login"))
-            .form(&[("email", email), ("password", password)])
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, session: Option<&str>, path: &str) -> Response {
-        let mut request = self.http.get(self.app.url(path));
-        if let Some(token) = session {
-            request = request.header(COOKIE, format!("orderflow_session={token}"));
-        }
-        request.send().await.unwrap()
-    }
-
-    /// A page as (status, html).
-    async fn page(&self, session: &str, path: &str) -> (StatusCode, String) {
-        let response = self.get(Some(session), path).await;
-        (response.status(), response.text().await.unwrap())
-    }
-
-    async fn post(&self, session: &str, path: &str, form: &[(&str, &str)]) -> Response {
-        self.http
-            .post(self.app.url(path))
-            .header(COOKIE, format!("orderflow_session={session}"))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Posts the receive form of `sku` with the session's CSRF token.
-    async fn receive(&self, session: &str, sku: &str, quantity: &str) -> Response {
-        let (_, html) = self
-            .page(session, &format!("/console/products/{sku}"))
-            .await;
-        let csrf = csrf_in(&html);
-        self.post(
-            session,
-            &format!("/console/products/{sku}/receive"),
-            &[
-                ("quantity", quantity),
-                ("location", "main"),
-                ("csrf", &csrf),
-            ],
-        )
-        .await
-    }
-}
-
-/// Registers an account with a known password and gives it `role`.
-async fn account(app: &TestApp, role: &str) -> (String, String) {
-    let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
-    let password = "a-console-password".to_owned();
-    let response = app
-        .http
-        .post(app.url("/auth/register"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    sqlx::query("update users set role = $1 where email = $2")
-        .bind(role)
-        .bind(&email)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    (email, password)
-}
-
-/// Rows of the ledger for `sku`.
-async fn ledger_rows(app: &TestApp, sku: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from stock_movements m join products p on p.id = m.product_id
-         where p.sku = $1",
-    )
-    .bind(sku)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap()
-}
 
 #[tokio::test]
 async fn signing_in_sets_an_http_only_strict_session_cookie_and_opens_the_dashboard() {

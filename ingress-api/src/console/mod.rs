@@ -43,6 +43,19 @@ pub fn router() -> Router<AppState> {
             "/console/products/{sku}/receive",
             post(pages::product::receive),
         )
+        // Stock operations and product editing.
+        .route(
+            "/console/products/{sku}/ship",
+            post(pages::stock_operations::ship),
+        )
+        .route(
+            "/console/products/{sku}/transfer",
+            post(pages::stock_operations::transfer),
+        )
+        .route(
+            "/console/products/{sku}/adjust",
+            post(pages::stock_operations::adjust),
+        )
         .route("/console/users", get(pages::users::show))
         .route("/console/events", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::time::Duration;
 
 use order_processor::Processor;

@@ -4,4 +4,5 @@ pub mod dashboard;
 pub mod login;
 pub mod product;
 pub mod products;
+pub mod stock_operations;
 pub mod users;

@@ -1,6 +1,8 @@
 //! `GET /console/products/{sku}`: a product's stock per location, its recent
-//! ledger rows and the receive form; `POST /console/products/{sku}/receive`
+//! ledger rows and the stock forms; `POST /console/products/{sku}/receive`
 //! receives stock through the same function as `POST /inventory/receive`.
+//! The ship, transfer and adjust forms are answered by
+//! [`stock_operations`](super::stock_operations).
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
@@ -11,6 +13,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use crate::console::layout::{render, sentence, Layout, Section};
+use crate::console::pages::stock_operations::{Done, OperationForm};
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult};
@@ -26,9 +29,9 @@ const RECENT_MOVEMENTS: i64 = 20;
 /// The most locations the receive form offers (the API's largest page).
 const MAX_LOCATIONS: i64 = 200;
 
-/// The cookie carrying "received N at LOCATION" across the redirect after a
-/// receipt, read once by the product page.
-const FLASH_COOKIE: &str = "orderflow_flash";
+/// The cookie carrying what a stock form did ("received N at LOCATION")
+/// across the redirect after it, read once by the product page.
+pub const FLASH_COOKIE: &str = "orderflow_flash";
 
 #[derive(Template)]
 #[template(path = "console/product.html")]
@@ -39,9 +42,39 @@ struct ProductPage {
     /// Codes of the active locations.
     locations: Vec<String>,
     form: ReceiveForm,
+    ship: OperationForm,
+    transfer: OperationForm,
+    adjust: OperationForm,
+    /// The reasons the adjust form offers, the API's own.
+    adjust_reasons: &'static [&'static str],
     flash: Option<String>,
-    /// The session's CSRF token, for the receive form.
+    /// The session's CSRF token, for the stock forms.
     csrf: String,
+}
+
+/// Every stock form of the page, as shown.
+#[derive(Debug, Clone)]
+pub struct Forms {
+    receive: ReceiveForm,
+    pub ship: OperationForm,
+    pub transfer: OperationForm,
+    pub adjust: OperationForm,
+}
+
+impl Forms {
+    /// The forms as a fresh page shows them: the default location chosen.
+    pub fn fresh() -> Self {
+        let main = inventory::DEFAULT_LOCATION;
+        Forms {
+            receive: ReceiveForm {
+                location: main.to_owned(),
+                ..ReceiveForm::default()
+            },
+            ship: OperationForm::with(&[("location", main)]),
+            transfer: OperationForm::with(&[("from", main)]),
+            adjust: OperationForm::with(&[("location", main), ("reason", "cycle_count")]),
+        }
+    }
 }
 
 /// The receive form as shown: what was entered, and the API's refusal of
@@ -106,7 +139,7 @@ fn product_page(
     status: StatusCode,
     user: &ConsoleUser,
     data: ProductData,
-    form: ReceiveForm,
+    forms: Forms,
     flash: Option<String>,
 ) -> Response {
     let title = format!("{} {}", data.product.product.sku, data.product.product.name);
@@ -117,7 +150,11 @@ fn product_page(
             product: data.product,
             movements: data.movements,
             locations: data.locations,
-            form,
+            form: forms.receive,
+            ship: forms.ship,
+            transfer: forms.transfer,
+            adjust: forms.adjust,
+            adjust_reasons: &stock::ADJUST_REASONS,
             flash,
             csrf: user.csrf.clone(),
         },
@@ -134,18 +171,12 @@ pub async fn show(
         Ok(data) => data,
         Err(err) => return problem::page(Some(&user), &err),
     };
-    let flash = session::cookie(&headers, FLASH_COOKIE).and_then(Receipt::decode);
-    let form = ReceiveForm {
-        location: inventory::DEFAULT_LOCATION.to_owned(),
-        ..ReceiveForm::default()
-    };
-    let mut response = product_page(
-        StatusCode::OK,
-        &user,
-        data,
-        form,
-        flash.as_ref().map(Receipt::message),
-    );
+    let flash = session::cookie(&headers, FLASH_COOKIE).and_then(|value| {
+        Receipt::decode(value)
+            .map(|receipt| receipt.message())
+            .or_else(|| Done::decode(value).map(|done| done.message()))
+    });
+    let mut response = product_page(StatusCode::OK, &user, data, Forms::fresh(), flash.clone());
     if flash.is_some() {
         response.headers_mut().insert(
             header::SET_COOKIE,
@@ -238,9 +269,25 @@ pub async fn receive(
         ApiError::Conflict(_) => form.error = Some(sentence(&err.public_detail())),
         _ => return problem::page(Some(&user), &err),
     }
-    match load(&state, &user, &sku).await {
-        Ok(data) => product_page(err.status(), &user, data, form, None),
-        Err(load_err) => problem::page(Some(&user), &load_err),
+    let forms = Forms {
+        receive: form,
+        ..Forms::fresh()
+    };
+    page_with(&state, &user, &sku, err.status(), forms).await
+}
+
+/// The product page answered with `status` and `forms` as given: how a
+/// refused form comes back with what was entered and why it was refused.
+pub async fn page_with(
+    state: &AppState,
+    user: &ConsoleUser,
+    sku: &str,
+    status: StatusCode,
+    forms: Forms,
+) -> Response {
+    match load(state, user, sku).await {
+        Ok(data) => product_page(status, user, data, forms, None),
+        Err(load_err) => problem::page(Some(user), &load_err),
     }
 }
 

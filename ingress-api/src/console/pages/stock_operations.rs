@@ -1,0 +1,418 @@
+//! The product page's ship, transfer and adjust forms:
+//! `POST /console/products/{sku}/ship`, `/transfer` and `/adjust`, each
+//! through the same function as its JSON twin (`POST /inventory/ship`,
+//! `/inventory/transfer`, `/inventory/adjust`), so roles, checks and
+//! messages are the API's own.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::console::layout::sentence;
+use crate::console::pages::product::{self, Forms};
+use crate::console::problem;
+use crate::console::session::{self, ConsoleUser};
+use crate::error::{ApiError, ApiResult};
+use crate::http::inventory::{self, AdjustRequest, ShipRequest, TransferRequest};
+use crate::state::AppState;
+use crate::stock;
+
+/// One stock form as shown: what was entered per field, the API's refusal
+/// of each field, and a refusal of no field (409: not enough available).
+#[derive(Debug, Clone, Default)]
+pub struct OperationForm {
+    values: BTreeMap<&'static str, String>,
+    errors: BTreeMap<&'static str, String>,
+    /// Shown in the form's `role="alert"` paragraph.
+    pub error: Option<String>,
+}
+
+impl OperationForm {
+    /// A form with these values entered.
+    pub fn with(values: &[(&'static str, &str)]) -> Self {
+        OperationForm {
+            values: values
+                .iter()
+                .map(|(field, value)| (*field, (*value).to_owned()))
+                .collect(),
+            ..OperationForm::default()
+        }
+    }
+
+    /// What was entered in `field` (empty when nothing was).
+    pub fn value(&self, field: &str) -> &str {
+        self.values.get(field).map_or("", String::as_str)
+    }
+
+    /// The refusal of `field`, if any.
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+
+    /// Places the API's refusal `err` in the form: each field error beside
+    /// the form field `fields` maps its API name to, anything else and a
+    /// conflict as the form's error. Other errors are not the form's to
+    /// show; they come back as they are.
+    fn refuse(&mut self, err: &ApiError, fields: &[(&str, &'static str)]) -> Result<(), ()> {
+        match err {
+            ApiError::Validation(errors) => {
+                let mut others = Vec::new();
+                for error in errors {
+                    match fields.iter().find(|(api, _)| *api == error.field) {
+                        Some((_, field)) => {
+                            self.errors.insert(field, error.message.clone());
+                        }
+                        None => others.push(format!("{} {}", error.field, error.message)),
+                    }
+                }
+                if !others.is_empty() {
+                    self.error = Some(sentence(&others.join("; ")));
+                }
+                Ok(())
+            }
+            ApiError::Conflict(_) => {
+                self.error = Some(sentence(&err.public_detail()));
+                Ok(())
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+/// What the flash cookie says after a stock operation:
+/// `<operation>:<quantity>:<location>[:<to location>]`. Location codes are
+/// `[A-Za-z0-9._-]`, safe in a cookie as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    Shipped {
+        quantity: i64,
+        location: String,
+    },
+    Transferred {
+        quantity: i64,
+        from: String,
+        to: String,
+    },
+    Counted {
+        quantity: i64,
+        location: String,
+    },
+}
+
+fn location_code(value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    ok.then(|| value.to_owned())
+}
+
+impl Done {
+    pub fn encode(&self) -> String {
+        match self {
+            Done::Shipped { quantity, location } => format!("ship:{quantity}:{location}"),
+            Done::Transferred { quantity, from, to } => {
+                format!("transfer:{quantity}:{from}:{to}")
+            }
+            Done::Counted { quantity, location } => format!("adjust:{quantity}:{location}"),
+        }
+    }
+
+    /// The operation in a cookie value; anything else (a tampered cookie)
+    /// is ignored rather than shown.
+    pub fn decode(value: &str) -> Option<Self> {
+        let parts: Vec<&str> = value.split(':').collect();
+        let quantity = |text: &str| text.parse::<i64>().ok().filter(|q| *q >= 0);
+        match parts.as_slice() {
+            ["ship", q, location] => Some(Done::Shipped {
+                quantity: quantity(q).filter(|q| *q > 0)?,
+                location: location_code(location)?,
+            }),
+            ["transfer", q, from, to] => Some(Done::Transferred {
+                quantity: quantity(q).filter(|q| *q > 0)?,
+                from: location_code(from)?,
+                to: location_code(to)?,
+            }),
+            ["adjust", q, location] => Some(Done::Counted {
+                quantity: quantity(q)?,
+                location: location_code(location)?,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Done::Shipped { quantity, location } => format!("Shipped {quantity} from {location}"),
+            Done::Transferred { quantity, from, to } => {
+                format!("Transferred {quantity} from {from} to {to}")
+            }
+            Done::Counted { quantity, location } => {
+                format!("Counted {quantity} at {location}")
+            }
+        }
+    }
+}
+
+/// Text from a quantity field as a number; text that is no number is
+/// refused in the words the API uses for a number out of range.
+fn parse_quantity(text: &str, api_field: &str, min: i64) -> ApiResult<i64> {
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| ApiError::Validation(vec![stock::quantity_refusal(api_field, min, min)]))
+}
+
+/// 303 back to the product page with `done` as its flash.
+fn done_redirect(state: &AppState, sku: &str, done: &Done) -> Response {
+    let mut response = Redirect::to(&format!("/console/products/{sku}")).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(state, product::FLASH_COOKIE, &done.encode(), 60),
+    );
+    response
+}
+
+/// The product page again with one form refused: 422 or 409 with the
+/// API's messages in the form; any other refusal as its problem page.
+async fn refused(
+    state: &AppState,
+    user: &ConsoleUser,
+    sku: &str,
+    err: ApiError,
+    mut form: OperationForm,
+    fields: &[(&str, &'static str)],
+    place: impl FnOnce(&mut Forms, OperationForm),
+) -> Response {
+    if form.refuse(&err, fields).is_err() {
+        return problem::page(Some(user), &err);
+    }
+    let mut forms = Forms::fresh();
+    place(&mut forms, form);
+    product::page_with(state, user, sku, err.status(), forms).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ShipInput {
+    #[serde(default)]
+    pub quantity: String,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// `POST /console/products/{sku}/ship`: 303 back with "Shipped N from
+/// LOCATION"; 422 or 409 with the form again; 403 without the CSRF token.
+pub async fn ship(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(sku): Path<String>,
+    input: Result<Form<ShipInput>, FormRejection>,
+) -> Response {
+    let input = input.map(|Form(input)| input).unwrap_or_default();
+    if !user.csrf_matches(&state, &input.csrf) {
+        return problem::csrf_refused(&user);
+    }
+    let result = match parse_quantity(&input.quantity, "quantity", 1) {
+        Err(err) => Err(err),
+        Ok(quantity) => {
+            let request = ShipRequest {
+                sku: sku.clone(),
+                location: input.location.clone(),
+                quantity,
+                reason: None,
+            };
+            inventory::ship_stock(&state, &user.auth, request)
+                .await
+                .map(|level| (level, quantity))
+        }
+    };
+    match result {
+        Ok((level, quantity)) => done_redirect(
+            &state,
+            &level.sku,
+            &Done::Shipped {
+                quantity,
+                location: level.location,
+            },
+        ),
+        Err(err) => {
+            let form = OperationForm::with(&[
+                ("quantity", &input.quantity),
+                ("location", &input.location),
+            ]);
+            let fields = [("quantity", "quantity"), ("location", "location")];
+            refused(&state, &user, &sku, err, form, &fields, |forms, form| {
+                forms.ship = form
+            })
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TransferInput {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub quantity: String,
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// `POST /console/products/{sku}/transfer`: 303 back with "Transferred N
+/// from A to B"; 422 or 409 with the form again; 403 without the CSRF token.
+pub async fn transfer(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(sku): Path<String>,
+    input: Result<Form<TransferInput>, FormRejection>,
+) -> Response {
+    let input = input.map(|Form(input)| input).unwrap_or_default();
+    if !user.csrf_matches(&state, &input.csrf) {
+        return problem::csrf_refused(&user);
+    }
+    let result = match parse_quantity(&input.quantity, "quantity", 1) {
+        Err(err) => Err(err),
+        Ok(quantity) => {
+            let request = TransferRequest {
+                sku: sku.clone(),
+                from_location: input.from.clone(),
+                to_location: input.to.clone(),
+                quantity,
+                reason: None,
+            };
+            inventory::transfer_stock(&state, &user.auth, request)
+                .await
+                .map(|levels| (levels, quantity))
+        }
+    };
+    match result {
+        Ok((levels, quantity)) => done_redirect(
+            &state,
+            &levels.from.sku,
+            &Done::Transferred {
+                quantity,
+                from: levels.from.location,
+                to: levels.to.location,
+            },
+        ),
+        Err(err) => {
+            let form = OperationForm::with(&[
+                ("from", &input.from),
+                ("to", &input.to),
+                ("quantity", &input.quantity),
+            ]);
+            let fields = [
+                ("from_location", "from"),
+                ("to_location", "to"),
+                ("quantity", "quantity"),
+            ];
+            refused(&state, &user, &sku, err, form, &fields, |forms, form| {
+                forms.transfer = form
+            })
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdjustInput {
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub counted: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// `POST /console/products/{sku}/adjust`: 303 back with "Counted N at
+/// LOCATION"; 422 or 409 with the form again; 403 without the CSRF token.
+pub async fn adjust(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(sku): Path<String>,
+    input: Result<Form<AdjustInput>, FormRejection>,
+) -> Response {
+    let input = input.map(|Form(input)| input).unwrap_or_default();
+    if !user.csrf_matches(&state, &input.csrf) {
+        return problem::csrf_refused(&user);
+    }
+    let result = match parse_quantity(&input.counted, "counted_quantity", 0) {
+        Err(err) => Err(err),
+        Ok(counted_quantity) => {
+            let request = AdjustRequest {
+                sku: sku.clone(),
+                location: input.location.clone(),
+                counted_quantity,
+                reason: input.reason.clone(),
+            };
+            inventory::adjust_stock(&state, &user.auth, request).await
+        }
+    };
+    match result {
+        Ok(level) => done_redirect(
+            &state,
+            &level.sku,
+            &Done::Counted {
+                quantity: level.on_hand,
+                location: level.location,
+            },
+        ),
+        Err(err) => {
+            let form = OperationForm::with(&[
+                ("location", &input.location),
+                ("counted", &input.counted),
+                ("reason", &input.reason),
+            ]);
+            let fields = [
+                ("location", "location"),
+                ("counted_quantity", "counted"),
+                ("reason", "reason"),
+            ];
+            refused(&state, &user, &sku, err, form, &fields, |forms, form| {
+                forms.adjust = form
+            })
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_done_operation_survives_its_cookie_and_a_tampered_one_is_dropped() {
+        for done in [
+            Done::Shipped {
+                quantity: 3,
+                location: "main".into(),
+            },
+            Done::Transferred {
+                quantity: 2,
+                from: "main".into(),
+                to: "east-2".into(),
+            },
+            Done::Counted {
+                quantity: 0,
+                location: "main".into(),
+            },
+        ] {
+            assert_eq!(Done::decode(&done.encode()), Some(done));
+        }
+        assert_eq!(Done::decode("ship:3:<script>"), None);
+        assert_eq!(Done::decode("ship:0:main"), None);
+        assert_eq!(Done::decode("transfer:2:main"), None);
+        assert_eq!(Done::decode("7:main"), None);
+    }
+}
