@@ -5,6 +5,8 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use orderflow_core::domain::Role;
+
 use crate::console::assets;
 use crate::console::session::ConsoleUser;
 
@@ -13,6 +15,8 @@ use crate::console::session::ConsoleUser;
 pub enum Section {
     Dashboard,
     Products,
+    /// The new-product form, for managers and admins.
+    NewProduct,
     Users,
     /// Pages outside the navigation: sign-in, errors.
     None,
@@ -66,6 +70,14 @@ impl Layout {
                         current: section == Section::Products,
                     },
                 ];
+                // Product editing: only roles the catalogue functions let in.
+                if user.auth.role.includes(Role::Manager) {
+                    nav.push(NavLink {
+                        href: "/console/products/new",
+                        label: "New product",
+                        current: section == Section::NewProduct,
+                    });
+                }
                 if user.is_admin() {
                     nav.push(NavLink {
                         href: "/console/users",

@@ -56,6 +56,18 @@ pub fn router() -> Router<AppState> {
             "/console/products/{sku}/adjust",
             post(pages::stock_operations::adjust),
         )
+        .route(
+            "/console/products/new",
+            get(pages::product_editing::show_new).post(pages::product_editing::create),
+        )
+        .route(
+            "/console/products/{sku}/edit",
+            post(pages::product_editing::edit),
+        )
+        .route(
+            "/console/products/{sku}/archive",
+            post(pages::product_editing::archive),
+        )
         .route("/console/users", get(pages::users::show))
         .route("/console/events", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))

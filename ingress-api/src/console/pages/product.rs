@@ -10,10 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use orderflow_core::domain::Role;
 use serde::Deserialize;
 
 use crate::console::layout::{render, sentence, Layout, Section};
-use crate::console::pages::stock_operations::{Done, OperationForm};
+use crate::console::pages::flash::Done;
+use crate::console::pages::stock_operations::OperationForm;
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult};
@@ -47,6 +49,10 @@ struct ProductPage {
     adjust: OperationForm,
     /// The reasons the adjust form offers, the API's own.
     adjust_reasons: &'static [&'static str],
+    /// Whether the user may edit and archive the product (managers, admins).
+    can_manage: bool,
+    edit: OperationForm,
+    archive: OperationForm,
     flash: Option<String>,
     /// The session's CSRF token, for the stock forms.
     csrf: String,
@@ -59,6 +65,9 @@ pub struct Forms {
     pub ship: OperationForm,
     pub transfer: OperationForm,
     pub adjust: OperationForm,
+    /// The edit form; `None` shows the product's own values.
+    pub edit: Option<OperationForm>,
+    pub archive: OperationForm,
 }
 
 impl Forms {
@@ -73,6 +82,8 @@ impl Forms {
             ship: OperationForm::with(&[("location", main)]),
             transfer: OperationForm::with(&[("from", main)]),
             adjust: OperationForm::with(&[("location", main), ("reason", "cycle_count")]),
+            edit: None,
+            archive: OperationForm::default(),
         }
     }
 }
@@ -143,6 +154,15 @@ fn product_page(
     flash: Option<String>,
 ) -> Response {
     let title = format!("{} {}", data.product.product.sku, data.product.product.name);
+    let edit = forms.edit.unwrap_or_else(|| {
+        let product = &data.product.product;
+        OperationForm::with(&[
+            ("name", &product.name),
+            ("price", &product.price_cents.to_string()),
+            ("category", product.category.as_deref().unwrap_or("")),
+            ("threshold", &product.low_stock_threshold.to_string()),
+        ])
+    });
     render(
         status,
         &ProductPage {
@@ -155,6 +175,9 @@ fn product_page(
             transfer: forms.transfer,
             adjust: forms.adjust,
             adjust_reasons: &stock::ADJUST_REASONS,
+            can_manage: user.auth.require(Role::Manager).is_ok(),
+            edit,
+            archive: forms.archive,
             flash,
             csrf: user.csrf.clone(),
         },

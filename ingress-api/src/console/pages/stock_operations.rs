@@ -14,6 +14,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use crate::console::layout::sentence;
+use crate::console::pages::flash::Done;
 use crate::console::pages::product::{self, Forms};
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
@@ -58,7 +59,7 @@ impl OperationForm {
     /// the form field `fields` maps its API name to, anything else and a
     /// conflict as the form's error. Other errors are not the form's to
     /// show; they come back as they are.
-    fn refuse(&mut self, err: &ApiError, fields: &[(&str, &'static str)]) -> Result<(), ()> {
+    pub fn refuse(&mut self, err: &ApiError, fields: &[(&str, &'static str)]) -> Result<(), ()> {
         match err {
             ApiError::Validation(errors) => {
                 let mut others = Vec::new();
@@ -80,81 +81,6 @@ impl OperationForm {
                 Ok(())
             }
             _ => Err(()),
-        }
-    }
-}
-
-/// What the flash cookie says after a stock operation:
-/// `<operation>:<quantity>:<location>[:<to location>]`. Location codes are
-/// `[A-Za-z0-9._-]`, safe in a cookie as they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    Shipped {
-        quantity: i64,
-        location: String,
-    },
-    Transferred {
-        quantity: i64,
-        from: String,
-        to: String,
-    },
-    Counted {
-        quantity: i64,
-        location: String,
-    },
-}
-
-fn location_code(value: &str) -> Option<String> {
-    let ok = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    ok.then(|| value.to_owned())
-}
-
-impl Done {
-    pub fn encode(&self) -> String {
-        match self {
-            Done::Shipped { quantity, location } => format!("ship:{quantity}:{location}"),
-            Done::Transferred { quantity, from, to } => {
-                format!("transfer:{quantity}:{from}:{to}")
-            }
-            Done::Counted { quantity, location } => format!("adjust:{quantity}:{location}"),
-        }
-    }
-
-    /// The operation in a cookie value; anything else (a tampered cookie)
-    /// is ignored rather than shown.
-    pub fn decode(value: &str) -> Option<Self> {
-        let parts: Vec<&str> = value.split(':').collect();
-        let quantity = |text: &str| text.parse::<i64>().ok().filter(|q| *q >= 0);
-        match parts.as_slice() {
-            ["ship", q, location] => Some(Done::Shipped {
-                quantity: quantity(q).filter(|q| *q > 0)?,
-                location: location_code(location)?,
-            }),
-            ["transfer", q, from, to] => Some(Done::Transferred {
-                quantity: quantity(q).filter(|q| *q > 0)?,
-                from: location_code(from)?,
-                to: location_code(to)?,
-            }),
-            ["adjust", q, location] => Some(Done::Counted {
-                quantity: quantity(q)?,
-                location: location_code(location)?,
-            }),
-            _ => None,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Done::Shipped { quantity, location } => format!("Shipped {quantity} from {location}"),
-            Done::Transferred { quantity, from, to } => {
-                format!("Transferred {quantity} from {from} to {to}")
-            }
-            Done::Counted { quantity, location } => {
-                format!("Counted {quantity} at {location}")
-            }
         }
     }
 }
@@ -384,35 +310,5 @@ pub async fn adjust(
             })
             .await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_done_operation_survives_its_cookie_and_a_tampered_one_is_dropped() {
-        for done in [
-            Done::Shipped {
-                quantity: 3,
-                location: "main".into(),
-            },
-            Done::Transferred {
-                quantity: 2,
-                from: "main".into(),
-                to: "east-2".into(),
-            },
-            Done::Counted {
-                quantity: 0,
-                location: "main".into(),
-            },
-        ] {
-            assert_eq!(Done::decode(&done.encode()), Some(done));
-        }
-        assert_eq!(Done::decode("ship:3:<script>"), None);
-        assert_eq!(Done::decode("ship:0:main"), None);
-        assert_eq!(Done::decode("transfer:2:main"), None);
-        assert_eq!(Done::decode("7:main"), None);
     }
 }
