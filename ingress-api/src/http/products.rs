@@ -458,7 +458,7 @@ pub async fn change_product(
         "select id, low_stock_threshold, archived_at is not null from products where sku = $1
          for no key update",
     )
-    .bind(&sku)
+    .bind(sku)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("product"))?;
@@ -476,7 +476,7 @@ pub async fn change_product(
         stock::record_threshold_change(
             &mut tx,
             &state.naming,
-            &sku,
+            sku,
             available,
             threshold,
             new_threshold,
@@ -503,7 +503,7 @@ pub async fn change_product(
     .bind(change.low_stock_threshold)
     .execute(&mut *tx)
     .await?;
-    let product = product_view(&mut *tx, &sku)
+    let product = product_view(&mut *tx, sku)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
     tx.commit().await?;
@@ -535,11 +535,11 @@ pub async fn archive(state: &AppState, user: &AuthUser, sku: &str) -> ApiResult<
                 updated_at = case when archived_at is null then now() else updated_at end
          where sku = $1 returning id",
     )
-    .bind(&sku)
+    .bind(sku)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("product"))?;
-    let product = product_view(&mut *tx, &sku)
+    let product = product_view(&mut *tx, sku)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
     tx.commit().await?;

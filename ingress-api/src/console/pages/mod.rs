@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod flash;
+pub mod form;
 pub mod login;
 pub mod product;
 pub mod product_editing;

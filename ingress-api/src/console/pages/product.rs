@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::console::layout::{render, sentence, Layout, Section};
 use crate::console::pages::flash::Done;
-use crate::console::pages::stock_operations::OperationForm;
+use crate::console::pages::form::FormState;
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult};
@@ -44,15 +44,15 @@ struct ProductPage {
     /// Codes of the active locations.
     locations: Vec<String>,
     form: ReceiveForm,
-    ship: OperationForm,
-    transfer: OperationForm,
-    adjust: OperationForm,
+    ship: FormState,
+    transfer: FormState,
+    adjust: FormState,
     /// The reasons the adjust form offers, the API's own.
     adjust_reasons: &'static [&'static str],
     /// Whether the user may edit and archive the product (managers, admins).
     can_manage: bool,
-    edit: OperationForm,
-    archive: OperationForm,
+    edit: FormState,
+    archive: FormState,
     flash: Option<String>,
     /// The session's CSRF token, for the stock forms.
     csrf: String,
@@ -62,12 +62,12 @@ struct ProductPage {
 #[derive(Debug, Clone)]
 pub struct Forms {
     receive: ReceiveForm,
-    pub ship: OperationForm,
-    pub transfer: OperationForm,
-    pub adjust: OperationForm,
+    pub ship: FormState,
+    pub transfer: FormState,
+    pub adjust: FormState,
     /// The edit form; `None` shows the product's own values.
-    pub edit: Option<OperationForm>,
-    pub archive: OperationForm,
+    pub edit: Option<FormState>,
+    pub archive: FormState,
 }
 
 impl Forms {
@@ -79,11 +79,11 @@ impl Forms {
                 location: main.to_owned(),
                 ..ReceiveForm::default()
             },
-            ship: OperationForm::with(&[("location", main)]),
-            transfer: OperationForm::with(&[("from", main)]),
-            adjust: OperationForm::with(&[("location", main), ("reason", "cycle_count")]),
+            ship: FormState::with(&[("location", main)]),
+            transfer: FormState::with(&[("from", main)]),
+            adjust: FormState::with(&[("location", main), ("reason", "cycle_count")]),
             edit: None,
-            archive: OperationForm::default(),
+            archive: FormState::default(),
         }
     }
 }
@@ -156,7 +156,7 @@ fn product_page(
     let title = format!("{} {}", data.product.product.sku, data.product.product.name);
     let edit = forms.edit.unwrap_or_else(|| {
         let product = &data.product.product;
-        OperationForm::with(&[
+        FormState::with(&[
             ("name", &product.name),
             ("price", &product.price_cents.to_string()),
             ("category", product.category.as_deref().unwrap_or("")),

@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use crate::console::layout::{render, Layout, Section};
 use crate::console::pages::flash::Done;
+use crate::console::pages::form::FormState;
 use crate::console::pages::product::{self, Forms};
-use crate::console::pages::stock_operations::OperationForm;
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -47,11 +47,11 @@ const EDIT_FIELDS: [(&str, &str); 4] = [
 #[template(path = "console/product_new.html")]
 struct NewProductPage {
     layout: Layout,
-    form: OperationForm,
+    form: FormState,
     csrf: String,
 }
 
-fn new_product_page(status: StatusCode, user: &ConsoleUser, form: OperationForm) -> Response {
+fn new_product_page(status: StatusCode, user: &ConsoleUser, form: FormState) -> Response {
     render(
         status,
         &NewProductPage {
@@ -70,7 +70,7 @@ pub async fn show_new(user: ConsoleUser) -> Response {
     new_product_page(
         StatusCode::OK,
         &user,
-        OperationForm::with(&[("unit", "each"), ("threshold", "0")]),
+        FormState::with(&[("unit", "each"), ("threshold", "0")]),
     )
 }
 
@@ -165,7 +165,7 @@ pub async fn create(
         Ok(product) => return with_flash(&state, &product.sku, &Done::Created),
         Err(err) => err,
     };
-    let mut form = OperationForm::with(&[
+    let mut form = FormState::with(&[
         ("sku", &input.sku),
         ("name", &input.name),
         ("price", &input.price),
@@ -173,7 +173,7 @@ pub async fn create(
         ("category", &input.category),
         ("threshold", &input.threshold),
     ]);
-    if form.refuse(&err, &NEW_FIELDS).is_err() {
+    if !form.take_refusal(&err, &NEW_FIELDS) {
         return problem::page(Some(&user), &err);
     }
     new_product_page(err.status(), &user, form)
@@ -227,13 +227,13 @@ pub async fn edit(
         Ok(product) => return with_flash(&state, &product.sku, &Done::Edited),
         Err(err) => err,
     };
-    let mut form = OperationForm::with(&[
+    let mut form = FormState::with(&[
         ("name", &input.name),
         ("price", &input.price),
         ("category", &input.category),
         ("threshold", &input.threshold),
     ]);
-    if form.refuse(&err, &EDIT_FIELDS).is_err() {
+    if !form.take_refusal(&err, &EDIT_FIELDS) {
         return problem::page(Some(&user), &err);
     }
     let mut forms = Forms::fresh();
@@ -275,8 +275,8 @@ pub async fn archive(
         Ok(product) => return with_flash(&state, &product.sku, &Done::Archived),
         Err(err) => err,
     };
-    let mut form = OperationForm::default();
-    if form.refuse(&err, &[("confirm", "confirm")]).is_err() {
+    let mut form = FormState::default();
+    if !form.take_refusal(&err, &[("confirm", "confirm")]) {
         return problem::page(Some(&user), &err);
     }
     let mut forms = Forms::fresh();

@@ -4,8 +4,6 @@
 //! `/inventory/transfer`, `/inventory/adjust`), so roles, checks and
 //! messages are the API's own.
 
-use std::collections::BTreeMap;
-
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -13,8 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::console::layout::sentence;
 use crate::console::pages::flash::Done;
+use crate::console::pages::form::FormState;
 use crate::console::pages::product::{self, Forms};
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
@@ -22,68 +20,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::inventory::{self, AdjustRequest, ShipRequest, TransferRequest};
 use crate::state::AppState;
 use crate::stock;
-
-/// One stock form as shown: what was entered per field, the API's refusal
-/// of each field, and a refusal of no field (409: not enough available).
-#[derive(Debug, Clone, Default)]
-pub struct OperationForm {
-    values: BTreeMap<&'static str, String>,
-    errors: BTreeMap<&'static str, String>,
-    /// Shown in the form's `role="alert"` paragraph.
-    pub error: Option<String>,
-}
-
-impl OperationForm {
-    /// A form with these values entered.
-    pub fn with(values: &[(&'static str, &str)]) -> Self {
-        OperationForm {
-            values: values
-                .iter()
-                .map(|(field, value)| (*field, (*value).to_owned()))
-                .collect(),
-            ..OperationForm::default()
-        }
-    }
-
-    /// What was entered in `field` (empty when nothing was).
-    pub fn value(&self, field: &str) -> &str {
-        self.values.get(field).map_or("", String::as_str)
-    }
-
-    /// The refusal of `field`, if any.
-    pub fn error_of(&self, field: &str) -> Option<&str> {
-        self.errors.get(field).map(String::as_str)
-    }
-
-    /// Places the API's refusal `err` in the form: each field error beside
-    /// the form field `fields` maps its API name to, anything else and a
-    /// conflict as the form's error. Other errors are not the form's to
-    /// show; they come back as they are.
-    pub fn refuse(&mut self, err: &ApiError, fields: &[(&str, &'static str)]) -> Result<(), ()> {
-        match err {
-            ApiError::Validation(errors) => {
-                let mut others = Vec::new();
-                for error in errors {
-                    match fields.iter().find(|(api, _)| *api == error.field) {
-                        Some((_, field)) => {
-                            self.errors.insert(field, error.message.clone());
-                        }
-                        None => others.push(format!("{} {}", error.field, error.message)),
-                    }
-                }
-                if !others.is_empty() {
-                    self.error = Some(sentence(&others.join("; ")));
-                }
-                Ok(())
-            }
-            ApiError::Conflict(_) => {
-                self.error = Some(sentence(&err.public_detail()));
-                Ok(())
-            }
-            _ => Err(()),
-        }
-    }
-}
 
 /// Text from a quantity field as a number; text that is no number is
 /// refused in the words the API uses for a number out of range.
@@ -110,11 +46,11 @@ async fn refused(
     user: &ConsoleUser,
     sku: &str,
     err: ApiError,
-    mut form: OperationForm,
+    mut form: FormState,
     fields: &[(&str, &'static str)],
-    place: impl FnOnce(&mut Forms, OperationForm),
+    place: impl FnOnce(&mut Forms, FormState),
 ) -> Response {
-    if form.refuse(&err, fields).is_err() {
+    if !form.take_refusal(&err, fields) {
         return problem::page(Some(user), &err);
     }
     let mut forms = Forms::fresh();
@@ -168,10 +104,8 @@ pub async fn ship(
             },
         ),
         Err(err) => {
-            let form = OperationForm::with(&[
-                ("quantity", &input.quantity),
-                ("location", &input.location),
-            ]);
+            let form =
+                FormState::with(&[("quantity", &input.quantity), ("location", &input.location)]);
             let fields = [("quantity", "quantity"), ("location", "location")];
             refused(&state, &user, &sku, err, form, &fields, |forms, form| {
                 forms.ship = form
@@ -231,7 +165,7 @@ pub async fn transfer(
             },
         ),
         Err(err) => {
-            let form = OperationForm::with(&[
+            let form = FormState::with(&[
                 ("from", &input.from),
                 ("to", &input.to),
                 ("quantity", &input.quantity),
@@ -295,7 +229,7 @@ pub async fn adjust(
             },
         ),
         Err(err) => {
-            let form = OperationForm::with(&[
+            let form = FormState::with(&[
                 ("location", &input.location),
                 ("counted", &input.counted),
                 ("reason", &input.reason),
