@@ -710,3 +710,34 @@ async fn product_edits_without_the_csrf_token_are_refused_and_change_nothing() {
     assert_eq!(product["archived"], false);
     assert_eq!(product_count(&app).await, 1);
 }
+
+#[tokio::test]
+async fn a_count_below_what_is_reserved_is_the_adjust_forms_error_and_changes_nothing() {
+    let app = TestApp::start_with(&[], true).await;
+    let console = Console::new(&app);
+    product_and_two_locations(&app, "OPS-7", 5).await;
+    let (_, customer) = app.customer().await;
+    app.place(&customer, json!([{"sku": "OPS-7", "quantity": 3}]))
+        .await;
+    app.wait_decided(1).await;
+    assert_eq!(level(&app, "OPS-7", "main").await, (5, 3));
+    let staff = app.user_with_role("staff").await;
+
+    let response = operate(
+        &console,
+        &staff,
+        "OPS-7",
+        "adjust",
+        &[("location", "main"), ("counted", "2"), ("reason", "loss")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let html = response.text().await.unwrap();
+    assert_eq!(
+        text_after(&html, r#"<p id="adjust-error" role="alert""#).as_deref(),
+        Some("3 of OPS-7 are reserved at main for confirmed orders; a count of 2 is below that.")
+    );
+    assert!(tag(&html, "adjust-counted").contains(r#"value="2""#));
+    assert!(tag(&html, "adjust-reason").contains(r#"aria-describedby="adjust-reason-error""#));
+    assert_eq!(level(&app, "OPS-7", "main").await, (5, 3));
+}
