@@ -2,7 +2,8 @@
 //! ledger rows and the stock forms; `POST /console/products/{sku}/receive`
 //! receives stock through the same function as `POST /inventory/receive`.
 //! The ship, transfer and adjust forms are answered by
-//! [`stock_operations`](super::stock_operations).
+//! [`stock_operations`](super::stock_operations), the edit and archive
+//! forms (managers and admins) by [`product_editing`](super::product_editing).
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
@@ -31,8 +32,8 @@ const RECENT_MOVEMENTS: i64 = 20;
 /// The most locations the receive form offers (the API's largest page).
 const MAX_LOCATIONS: i64 = 200;
 
-/// The cookie carrying what a stock form did ("received N at LOCATION")
-/// across the redirect after it, read once by the product page.
+/// The cookie carrying what a form of the page did ("received N at
+/// LOCATION") across the redirect after it, read once by the product page.
 pub const FLASH_COOKIE: &str = "orderflow_flash";
 
 #[derive(Template)]
@@ -54,11 +55,11 @@ struct ProductPage {
     edit: FormState,
     archive: FormState,
     flash: Option<String>,
-    /// The session's CSRF token, for the stock forms.
+    /// The session's CSRF token, for every form of the page.
     csrf: String,
 }
 
-/// Every stock form of the page, as shown.
+/// Every form of the page, as shown.
 #[derive(Debug, Clone)]
 pub struct Forms {
     receive: ReceiveForm,
