@@ -128,6 +128,10 @@ async fn staff_managers_and_admins_see_the_labelled_stock_forms() {
                 );
             }
         }
+        // A transfer starts from main to another location, not to itself.
+        let to = &html[html.find(r#"id="transfer-to""#).unwrap()..];
+        let to = &to[..to.find("</select>").unwrap()];
+        assert!(to.contains(r#"<option value="east" selected>"#), "{to}");
         let reasons = &html[html.find(r#"id="adjust-reason""#).unwrap()..];
         let reasons = &reasons[..reasons.find("</select>").unwrap()];
         for reason in ["cycle_count", "damage", "loss", "found"] {

@@ -33,6 +33,14 @@ impl FormState {
         self.values.get(field).map_or("", String::as_str)
     }
 
+    /// Enters `value` in `field` unless something is there already.
+    pub fn fill_blank(&mut self, field: &'static str, value: &str) {
+        let entry = self.values.entry(field).or_default();
+        if entry.is_empty() {
+            value.clone_into(entry);
+        }
+    }
+
     /// The refusal of `field`, if any.
     pub fn error_of(&self, field: &str) -> Option<&str> {
         self.errors.get(field).map(String::as_str)

@@ -164,6 +164,13 @@ fn product_page(
             ("threshold", &product.low_stock_threshold.to_string()),
         ])
     });
+    // A transfer's destination defaults to another location than its
+    // source, so the form as first shown is one the API accepts.
+    let mut transfer = forms.transfer;
+    let from = transfer.value("from").to_owned();
+    if let Some(other) = data.locations.iter().find(|code| **code != from) {
+        transfer.fill_blank("to", other);
+    }
     render(
         status,
         &ProductPage {
@@ -173,7 +180,7 @@ fn product_page(
             locations: data.locations,
             form: forms.receive,
             ship: forms.ship,
-            transfer: forms.transfer,
+            transfer,
             adjust: forms.adjust,
             adjust_reasons: &stock::ADJUST_REASONS,
             can_manage: user.auth.require(Role::Manager).is_ok(),
