@@ -8,46 +8,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
-use support::console::{account, cookie_value, csrf_in, set_cookie, text_after, Console};
+use support::console::{
+    account, cookie_value, csrf_in, ledger_rows, set_cookie, text_after, Console,
+};
 use support::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 use testkit::eventually;
 
 /// The bound of a stock operation's quantity, as the API words it.
 const QUANTITY_MESSAGE: &str = "must be between 1 and 1000000000";
-
-impl Console<'_> {
-    /// Posts the receive form of `sku` with the session's CSRF token.
-    async fn receive(&self, session: &str, sku: &str, quantity: &str) -> Response {
-        let (_, html) = self
-            .page(session, &format!("/console/products/{sku}"))
-            .await;
-        let csrf = csrf_in(&html);
-        self.post(
-            session,
-            &format!("/console/products/{sku}/receive"),
-            &[
-                ("quantity", quantity),
-                ("location", "main"),
-                ("csrf", &csrf),
-            ],
-        )
-        .await
-    }
-}
-
-/// Rows of the ledger for `sku`.
-async fn ledger_rows(app: &TestApp, sku: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from stock_movements m join products p on p.id = m.product_id
-         where p.sku = $1",
-    )
-    .bind(sku)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap()
-}
 
 #[tokio::test]
 async fn signing_in_sets_an_http_only_strict_session_cookie_and_opens_the_dashboard() {

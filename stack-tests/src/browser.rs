@@ -82,7 +82,9 @@ impl Chromedriver {
     }
 
     /// A new headless Chromium window `width` × `height` CSS pixels, with a
-    /// profile of its own.
+    /// profile of its own. Below Chromium's smallest window (500 pixels
+    /// wide) the page is shown as on a phone of that size, through
+    /// chromedriver's mobile emulation.
     pub async fn browser(&self, width: u32, height: u32) -> anyhow::Result<Browser> {
         let profile = tempfile::Builder::new()
             .prefix("orderflow-chromium-")
@@ -111,7 +113,7 @@ impl Chromedriver {
                 "/session",
                 Some(json!({"capabilities": {"alwaysMatch": {
                     "browserName": "chrome",
-                    "goog:chromeOptions": {"binary": chromium, "args": args}
+                    "goog:chromeOptions": chrome_options(&chromium, args, width, height)
                 }}})),
             )
             .await
@@ -135,6 +137,20 @@ impl Chromedriver {
     ) -> anyhow::Result<Value> {
         send(&self.http, method, &format!("{}{path}", self.url), body).await
     }
+}
+
+/// The smallest window Chromium opens, in CSS pixels wide.
+const SMALLEST_WINDOW: u32 = 500;
+
+fn chrome_options(chromium: &Path, args: Vec<String>, width: u32, height: u32) -> Value {
+    if width >= SMALLEST_WINDOW {
+        return json!({"binary": chromium, "args": args});
+    }
+    json!({
+        "binary": chromium,
+        "args": args,
+        "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}}
+    })
 }
 
 impl Drop for Chromedriver {

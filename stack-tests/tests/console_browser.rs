@@ -336,6 +336,15 @@ async fn the_first_tab_reaches_the_skip_link_and_a_phone_screen_needs_no_sideway
     let console = Console::start().await;
     let manager = console.user("manager").await;
     let phone = console.signed_in(&manager, PASSWORD, 375, 740).await;
+    let width: Value = phone
+        .execute("return window.innerWidth;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        width,
+        json!(375),
+        "the phone-sized screen is not phone-sized"
+    );
 
     phone.press("\u{E004}").await.unwrap();
     let focused: Value = phone

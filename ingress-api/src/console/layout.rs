@@ -14,6 +14,8 @@ use crate::console::session::ConsoleUser;
 pub enum Section {
     Dashboard,
     Products,
+    /// The new-product form, for managers and admins.
+    NewProduct,
     Users,
     Orders,
     Webhooks,
@@ -90,6 +92,14 @@ impl Layout {
                     label: "Alerts",
                     current: section == Section::Alerts,
                 });
+                // Product editing: only roles the catalogue functions let in.
+                if user.auth.role.includes(Role::Manager) {
+                    nav.push(NavLink {
+                        href: "/console/products/new",
+                        label: "New product",
+                        current: section == Section::NewProduct,
+                    });
+                }
                 if user.is_admin() {
                     nav.push(NavLink {
                         href: "/console/users",

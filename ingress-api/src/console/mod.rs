@@ -84,6 +84,31 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/webhooks/{id}", get(pages::webhook::show))
         .route("/console/webhooks/{id}/ping", post(pages::webhooks::ping))
+        // Stock operations and product editing.
+        .route(
+            "/console/products/{sku}/ship",
+            post(pages::stock_operations::ship),
+        )
+        .route(
+            "/console/products/{sku}/transfer",
+            post(pages::stock_operations::transfer),
+        )
+        .route(
+            "/console/products/{sku}/adjust",
+            post(pages::stock_operations::adjust),
+        )
+        .route(
+            "/console/products/new",
+            get(pages::product_editing::show_new).post(pages::product_editing::create),
+        )
+        .route(
+            "/console/products/{sku}/edit",
+            post(pages::product_editing::edit),
+        )
+        .route(
+            "/console/products/{sku}/archive",
+            post(pages::product_editing::archive),
+        )
         .route("/console/events", get(live::stream))
         .route("/console/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(headers::protect))

@@ -55,10 +55,9 @@ fn refuse_if_any(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
-fn single(mut levels: Vec<StockLevel>) -> ApiResult<Json<StockLevel>> {
+fn single(mut levels: Vec<StockLevel>) -> ApiResult<StockLevel> {
     levels
         .pop()
-        .map(Json)
         .ok_or_else(|| anyhow::anyhow!("a stock operation answered no level").into())
 }
 
@@ -122,7 +121,7 @@ pub async fn receive_stock(
         }])
     })
     .await?;
-    single(levels).map(|Json(level)| level)
+    single(levels)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,6 +150,16 @@ pub async fn ship(
     user: AuthUser,
     JsonBody(request): JsonBody<ShipRequest>,
 ) -> ApiResult<Json<StockLevel>> {
+    ship_stock(&state, &user, request).await.map(Json)
+}
+
+/// Ships stock as `POST /inventory/ship` does (staff), for every caller,
+/// the web console included. Answers the level after.
+pub async fn ship_stock(
+    state: &AppState,
+    user: &AuthUser,
+    request: ShipRequest,
+) -> ApiResult<StockLevel> {
     user.require(Role::Staff)?;
     let mut errors = Vec::new();
     stock::check_quantity("quantity", request.quantity, 1, &mut errors);
@@ -211,6 +220,16 @@ pub async fn transfer(
     user: AuthUser,
     JsonBody(request): JsonBody<TransferRequest>,
 ) -> ApiResult<Json<TransferLevels>> {
+    transfer_stock(&state, &user, request).await.map(Json)
+}
+
+/// Transfers stock as `POST /inventory/transfer` does (staff), for every
+/// caller, the web console included. Answers both ends after.
+pub async fn transfer_stock(
+    state: &AppState,
+    user: &AuthUser,
+    request: TransferRequest,
+) -> ApiResult<TransferLevels> {
     user.require(Role::Staff)?;
     let mut errors = Vec::new();
     stock::check_quantity("quantity", request.quantity, 1, &mut errors);
@@ -252,7 +271,7 @@ pub async fn transfer(
     .await?;
     let mut levels = levels.into_iter();
     match (levels.next(), levels.next()) {
-        (Some(from), Some(to)) => Ok(Json(TransferLevels { from, to })),
+        (Some(from), Some(to)) => Ok(TransferLevels { from, to }),
         _ => Err(anyhow::anyhow!("a transfer answered fewer than two levels").into()),
     }
 }
@@ -282,6 +301,16 @@ pub async fn adjust(
     user: AuthUser,
     JsonBody(request): JsonBody<AdjustRequest>,
 ) -> ApiResult<Json<StockLevel>> {
+    adjust_stock(&state, &user, request).await.map(Json)
+}
+
+/// Adjusts stock to a count as `POST /inventory/adjust` does (staff), for
+/// every caller, the web console included. Answers the level after.
+pub async fn adjust_stock(
+    state: &AppState,
+    user: &AuthUser,
+    request: AdjustRequest,
+) -> ApiResult<StockLevel> {
     user.require(Role::Staff)?;
     let mut errors = Vec::new();
     stock::check_quantity("counted_quantity", request.counted_quantity, 0, &mut errors);

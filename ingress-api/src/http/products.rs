@@ -172,6 +172,18 @@ pub async fn create_product(
     user: AuthUser,
     JsonBody(new): JsonBody<NewProduct>,
 ) -> ApiResult<(StatusCode, Json<ProductView>)> {
+    add_product(&state, &user, new)
+        .await
+        .map(|product| (StatusCode::CREATED, Json(product)))
+}
+
+/// Adds a product as `POST /products` does (manager), for every caller,
+/// the web console included.
+pub async fn add_product(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewProduct,
+) -> ApiResult<ProductView> {
     user.require(Role::Manager)?;
     let mut errors = Vec::new();
     if let Err(e) = Sku::parse(&new.sku) {
@@ -211,7 +223,7 @@ pub async fn create_product(
         }
         _ => err.into(),
     })?;
-    Ok((StatusCode::CREATED, Json(product)))
+    Ok(product)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -416,6 +428,17 @@ pub async fn update_product(
     PathParams(sku): PathParams<String>,
     JsonBody(change): JsonBody<ProductChange>,
 ) -> ApiResult<Json<ProductView>> {
+    change_product(&state, &user, &sku, change).await.map(Json)
+}
+
+/// Changes a product as `PATCH /products/{sku}` does (manager), for every
+/// caller, the web console included.
+pub async fn change_product(
+    state: &AppState,
+    user: &AuthUser,
+    sku: &str,
+    change: ProductChange,
+) -> ApiResult<ProductView> {
     user.require(Role::Manager)?;
     if change.is_empty() {
         return Err(ApiError::field(
@@ -435,7 +458,7 @@ pub async fn update_product(
         "select id, low_stock_threshold, archived_at is not null from products where sku = $1
          for no key update",
     )
-    .bind(&sku)
+    .bind(sku)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("product"))?;
@@ -453,7 +476,7 @@ pub async fn update_product(
         stock::record_threshold_change(
             &mut tx,
             &state.naming,
-            &sku,
+            sku,
             available,
             threshold,
             new_threshold,
@@ -480,11 +503,11 @@ pub async fn update_product(
     .bind(change.low_stock_threshold)
     .execute(&mut *tx)
     .await?;
-    let product = product_view(&mut *tx, &sku)
+    let product = product_view(&mut *tx, sku)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
     tx.commit().await?;
-    Ok(Json(product))
+    Ok(product)
 }
 
 /// Archive a product (manager): it leaves the catalogue listing, orders for
@@ -499,6 +522,12 @@ pub async fn archive_product(
     user: AuthUser,
     PathParams(sku): PathParams<String>,
 ) -> ApiResult<Json<ProductView>> {
+    archive(&state, &user, &sku).await.map(Json)
+}
+
+/// Archives a product as `POST /products/{sku}/archive` does (manager),
+/// for every caller, the web console included.
+pub async fn archive(state: &AppState, user: &AuthUser, sku: &str) -> ApiResult<ProductView> {
     user.require(Role::Manager)?;
     let mut tx = state.pool.begin().await?;
     sqlx::query_scalar::<_, i64>(
@@ -506,13 +535,13 @@ pub async fn archive_product(
                 updated_at = case when archived_at is null then now() else updated_at end
          where sku = $1 returning id",
     )
-    .bind(&sku)
+    .bind(sku)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("product"))?;
-    let product = product_view(&mut *tx, &sku)
+    let product = product_view(&mut *tx, sku)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
     tx.commit().await?;
-    Ok(Json(product))
+    Ok(product)
 }

@@ -48,6 +48,7 @@ pub fn text_after(html: &str, opening: &str) -> Option<String> {
     Some(rest[text_start..text_end].trim().to_owned())
 }
 
+/// A browser on the console: sessions by cookie, redirects not followed.
 pub struct Console<'a> {
     pub app: &'a TestApp,
     pub http: reqwest::Client,
@@ -93,6 +94,24 @@ impl<'a> Console<'a> {
             .await
             .unwrap()
     }
+
+    /// Posts the receive form of `sku` with the session's CSRF token.
+    pub async fn receive(&self, session: &str, sku: &str, quantity: &str) -> Response {
+        let (_, html) = self
+            .page(session, &format!("/console/products/{sku}"))
+            .await;
+        let csrf = csrf_in(&html);
+        self.post(
+            session,
+            &format!("/console/products/{sku}/receive"),
+            &[
+                ("quantity", quantity),
+                ("location", "main"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await
+    }
 }
 
 /// Registers an account with a known password and gives it `role`.
@@ -114,4 +133,16 @@ pub async fn account(app: &TestApp, role: &str) -> (String, String) {
         .await
         .unwrap();
     (email, password)
+}
+
+/// Rows of the ledger for `sku`.
+pub async fn ledger_rows(app: &TestApp, sku: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from stock_movements m join products p on p.id = m.product_id
+         where p.sku = $1",
+    )
+    .bind(sku)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
 }

@@ -1,7 +1,10 @@
 //! `GET /console/products/{sku}`: a product's stock per location, its recent
-//! ledger rows and low-stock alerts, and the receive form;
+//! ledger rows and low-stock alerts, and the stock forms;
 //! `POST /console/products/{sku}/receive` receives stock through the same
-//! function as `POST /inventory/receive`.
+//! function as `POST /inventory/receive`. The ship, transfer and adjust forms
+//! are answered by [`stock_operations`](super::stock_operations), the edit
+//! and archive forms (managers and admins) by
+//! [`product_editing`](super::product_editing).
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
@@ -9,9 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use orderflow_core::domain::Role;
 use serde::Deserialize;
 
 use crate::console::layout::{render, sentence, Layout, Section};
+use crate::console::pages::flash::Done;
+use crate::console::pages::form::FormState;
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult};
@@ -31,9 +37,9 @@ const RECENT_ALERTS: i64 = 10;
 /// The most locations the receive form offers (the API's largest page).
 const MAX_LOCATIONS: i64 = 200;
 
-/// The cookie carrying "received N at LOCATION" across the redirect after a
-/// receipt, read once by the product page.
-const FLASH_COOKIE: &str = "orderflow_flash";
+/// The cookie carrying what a form of the page did ("received N at
+/// LOCATION") across the redirect after it, read once by the product page.
+pub const FLASH_COOKIE: &str = "orderflow_flash";
 
 #[derive(Template)]
 #[template(path = "console/product.html")]
@@ -45,9 +51,48 @@ struct ProductPage {
     /// Codes of the active locations.
     locations: Vec<String>,
     form: ReceiveForm,
+    ship: FormState,
+    transfer: FormState,
+    adjust: FormState,
+    /// The reasons the adjust form offers, the API's own.
+    adjust_reasons: &'static [&'static str],
+    /// Whether the user may edit and archive the product (managers, admins).
+    can_manage: bool,
+    edit: FormState,
+    archive: FormState,
     flash: Option<String>,
-    /// The session's CSRF token, for the receive form.
+    /// The session's CSRF token, for every form of the page.
     csrf: String,
+}
+
+/// Every form of the page, as shown.
+#[derive(Debug, Clone)]
+pub struct Forms {
+    receive: ReceiveForm,
+    pub ship: FormState,
+    pub transfer: FormState,
+    pub adjust: FormState,
+    /// The edit form; `None` shows the product's own values.
+    pub edit: Option<FormState>,
+    pub archive: FormState,
+}
+
+impl Forms {
+    /// The forms as a fresh page shows them: the default location chosen.
+    pub fn fresh() -> Self {
+        let main = inventory::DEFAULT_LOCATION;
+        Forms {
+            receive: ReceiveForm {
+                location: main.to_owned(),
+                ..ReceiveForm::default()
+            },
+            ship: FormState::with(&[("location", main)]),
+            transfer: FormState::with(&[("from", main)]),
+            adjust: FormState::with(&[("location", main), ("reason", "cycle_count")]),
+            edit: None,
+            archive: FormState::default(),
+        }
+    }
 }
 
 /// The receive form as shown: what was entered, and the API's refusal of
@@ -126,10 +171,26 @@ fn product_page(
     status: StatusCode,
     user: &ConsoleUser,
     data: ProductData,
-    form: ReceiveForm,
+    forms: Forms,
     flash: Option<String>,
 ) -> Response {
     let title = format!("{} {}", data.product.product.sku, data.product.product.name);
+    let edit = forms.edit.unwrap_or_else(|| {
+        let product = &data.product.product;
+        FormState::with(&[
+            ("name", &product.name),
+            ("price", &product.price_cents.to_string()),
+            ("category", product.category.as_deref().unwrap_or("")),
+            ("threshold", &product.low_stock_threshold.to_string()),
+        ])
+    });
+    // A transfer's destination defaults to another location than its
+    // source, so the form as first shown is one the API accepts.
+    let mut transfer = forms.transfer;
+    let from = transfer.value("from").to_owned();
+    if let Some(other) = data.locations.iter().find(|code| **code != from) {
+        transfer.fill_blank("to", other);
+    }
     render(
         status,
         &ProductPage {
@@ -138,7 +199,14 @@ fn product_page(
             movements: data.movements,
             alerts: data.alerts,
             locations: data.locations,
-            form,
+            form: forms.receive,
+            ship: forms.ship,
+            transfer,
+            adjust: forms.adjust,
+            adjust_reasons: &stock::ADJUST_REASONS,
+            can_manage: user.auth.require(Role::Manager).is_ok(),
+            edit,
+            archive: forms.archive,
             flash,
             csrf: user.csrf.clone(),
         },
@@ -155,18 +223,12 @@ pub async fn show(
         Ok(data) => data,
         Err(err) => return problem::page(Some(&user), &err),
     };
-    let flash = session::cookie(&headers, FLASH_COOKIE).and_then(Receipt::decode);
-    let form = ReceiveForm {
-        location: inventory::DEFAULT_LOCATION.to_owned(),
-        ..ReceiveForm::default()
-    };
-    let mut response = product_page(
-        StatusCode::OK,
-        &user,
-        data,
-        form,
-        flash.as_ref().map(Receipt::message),
-    );
+    let flash = session::cookie(&headers, FLASH_COOKIE).and_then(|value| {
+        Receipt::decode(value)
+            .map(|receipt| receipt.message())
+            .or_else(|| Done::decode(value).map(|done| done.message()))
+    });
+    let mut response = product_page(StatusCode::OK, &user, data, Forms::fresh(), flash.clone());
     if flash.is_some() {
         response.headers_mut().insert(
             header::SET_COOKIE,
@@ -259,9 +321,25 @@ pub async fn receive(
         ApiError::Conflict(_) => form.error = Some(sentence(&err.public_detail())),
         _ => return problem::page(Some(&user), &err),
     }
-    match load(&state, &user, &sku).await {
-        Ok(data) => product_page(err.status(), &user, data, form, None),
-        Err(load_err) => problem::page(Some(&user), &load_err),
+    let forms = Forms {
+        receive: form,
+        ..Forms::fresh()
+    };
+    page_with(&state, &user, &sku, err.status(), forms).await
+}
+
+/// The product page answered with `status` and `forms` as given: how a
+/// refused form comes back with what was entered and why it was refused.
+pub async fn page_with(
+    state: &AppState,
+    user: &ConsoleUser,
+    sku: &str,
+    status: StatusCode,
+    forms: Forms,
+) -> Response {
+    match load(state, user, sku).await {
+        Ok(data) => product_page(status, user, data, forms, None),
+        Err(load_err) => problem::page(Some(user), &load_err),
     }
 }
 
