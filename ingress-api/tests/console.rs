@@ -562,3 +562,91 @@ async fn the_live_feed_streams_a_receipt_with_the_session_cookie_and_refuses_wit
     .expect("a stock.changed event within the deadline");
     assert_eq!(found["on_hand"], 9, "{found}");
 }
+
+/// The dashboard's decided-per-minute table: ten rows, the current minute
+/// last, each counting the orders decided in it.
+#[tokio::test]
+async fn the_dashboard_counts_orders_decided_in_each_of_the_last_ten_minutes() {
+    let app = TestApp::start_with(&[], false).await;
+    let console = Console::new(&app);
+    let session = cookie_value(
+        &set_cookie(
+            &console.login(ADMIN_EMAIL, ADMIN_PASSWORD).await,
+            "orderflow_session",
+        )
+        .unwrap(),
+    );
+    // Two decided three minutes ago, one in this minute, one still pending,
+    // and one decided an hour ago (outside the table).
+    let minute_start: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select date_trunc('minute', now())")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let three_ago = minute_start - chrono::Duration::minutes(3);
+    for (status, decided_at) in [
+        ("confirmed", Some(three_ago)),
+        ("fulfilled", Some(three_ago + chrono::Duration::seconds(30))),
+        ("confirmed", Some(minute_start)),
+        ("pending", None),
+        (
+            "confirmed",
+            Some(minute_start - chrono::Duration::minutes(60)),
+        ),
+    ] {
+        sqlx::query(
+            "insert into orders (id, customer_id, status, request_hash, partition, created_at,
+                                 decided_at)
+             values ($1, $2, $3, '\\x00', 0, coalesce($4, now()) - interval '1 second', $4)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(uuid::Uuid::new_v4())
+        .bind(status)
+        .bind(decided_at)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    }
+    let (status, html) = console.page(&session, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let section = html
+        .split(r#"<section id="decided-per-minute""#)
+        .nth(1)
+        .expect("the decided-per-minute section")
+        .split("</section>")
+        .next()
+        .unwrap();
+    let counts: Vec<(String, i64)> = section
+        .split("<tr><td>")
+        .skip(1)
+        .map(|row| {
+            let minute = row.split("</td>").next().unwrap().to_owned();
+            let decided = row
+                .split(r#"<td class="number">"#)
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (minute, decided)
+        })
+        .collect();
+    let label = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let decided_in = |t| {
+        counts
+            .iter()
+            .find(|(minute, _)| *minute == label(t))
+            .map(|(_, n)| *n)
+    };
+    // By label, not position: the page may be drawn a minute later.
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    assert_eq!(decided_in(minute_start), Some(1), "{counts:?}");
+    assert_eq!(decided_in(three_ago), Some(2), "{counts:?}");
+    assert_eq!(
+        counts.iter().map(|(_, n)| n).sum::<i64>(),
+        3,
+        "only the last ten minutes count: {counts:?}"
+    );
+}

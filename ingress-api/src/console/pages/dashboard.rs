@@ -1,5 +1,6 @@
-//! `GET /console`: today's orders by status, the queue, the low-stock count
-//! (the figures of `GET /dashboard`), and the live feed the script fills.
+//! `GET /console`: today's orders by status, orders decided per minute over
+//! the last ten minutes, the queue, the low-stock count (the figures of
+//! `GET /dashboard`), and the live feed the script fills.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use axum::response::Response;
 use crate::console::layout::{render, Layout, Section};
 use crate::console::problem;
 use crate::console::session::ConsoleUser;
-use crate::http::reports::{self, StatusCount};
+use crate::http::reports::{self, MinuteCount, StatusCount};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -19,6 +20,7 @@ use crate::state::AppState;
 struct DashboardPage {
     layout: Layout,
     orders_today: Vec<StatusCount>,
+    decided_per_minute: Vec<MinuteCount>,
     /// The queue depth sentence.
     queue: String,
     low_stock: i64,
@@ -27,6 +29,10 @@ struct DashboardPage {
 pub async fn show(State(state): State<AppState>, user: ConsoleUser) -> Response {
     let figures = match reports::dashboard_figures(&state, &user.auth).await {
         Ok(figures) => figures,
+        Err(err) => return problem::page(Some(&user), &err),
+    };
+    let decided_per_minute = match reports::decided_per_minute(&state, &user.auth).await {
+        Ok(minutes) => minutes,
         Err(err) => return problem::page(Some(&user), &err),
     };
     let queue = match state.queue.backlog().await {
@@ -48,6 +54,7 @@ pub async fn show(State(state): State<AppState>, user: ConsoleUser) -> Response 
         &DashboardPage {
             layout: Layout::new(Some(&user), Section::Dashboard, "Dashboard"),
             orders_today: figures.orders_today,
+            decided_per_minute,
             queue,
             low_stock: figures.stock.low_stock,
         },
