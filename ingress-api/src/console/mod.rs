@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/products/{sku}", get(pages::product::show))
         .route(
             "/console/products/{sku}/receive",
-            post(pages::product::receive),
+            post(pages::stock_operations::receive),
         )
         // Users management and low-stock alerts.
         .route(

@@ -6,6 +6,10 @@
 /// Location codes are `[A-Za-z0-9._-]`, safe in a cookie as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
+    Received {
+        quantity: i64,
+        location: String,
+    },
     Shipped {
         quantity: i64,
         location: String,
@@ -38,6 +42,7 @@ fn location_code(value: &str) -> Option<String> {
 impl Done {
     pub fn encode(&self) -> String {
         match self {
+            Done::Received { quantity, location } => format!("receive:{quantity}:{location}"),
             Done::Shipped { quantity, location } => format!("ship:{quantity}:{location}"),
             Done::Transferred { quantity, from, to } => {
                 format!("transfer:{quantity}:{from}:{to}")
@@ -55,6 +60,10 @@ impl Done {
         let parts: Vec<&str> = value.split(':').collect();
         let quantity = |text: &str| text.parse::<i64>().ok().filter(|q| *q >= 0);
         match parts.as_slice() {
+            ["receive", q, location] => Some(Done::Received {
+                quantity: quantity(q).filter(|q| *q > 0)?,
+                location: location_code(location)?,
+            }),
             ["ship", q, location] => Some(Done::Shipped {
                 quantity: quantity(q).filter(|q| *q > 0)?,
                 location: location_code(location)?,
@@ -77,6 +86,7 @@ impl Done {
 
     pub fn message(&self) -> String {
         match self {
+            Done::Received { quantity, location } => format!("Received {quantity} at {location}"),
             Done::Shipped { quantity, location } => format!("Shipped {quantity} from {location}"),
             Done::Transferred { quantity, from, to } => {
                 format!("Transferred {quantity} from {from} to {to}")
@@ -98,6 +108,10 @@ mod tests {
     #[test]
     fn a_done_operation_survives_its_cookie_and_a_tampered_one_is_dropped() {
         for done in [
+            Done::Received {
+                quantity: 12,
+                location: "east-2".into(),
+            },
             Done::Shipped {
                 quantity: 3,
                 location: "main".into(),
@@ -117,6 +131,8 @@ mod tests {
         ] {
             assert_eq!(Done::decode(&done.encode()), Some(done));
         }
+        assert_eq!(Done::decode("receive:12:<script>"), None);
+        assert_eq!(Done::decode("receive:0:main"), None);
         assert_eq!(Done::decode("ship:3:<script>"), None);
         assert_eq!(Done::decode("ship:0:main"), None);
         assert_eq!(Done::decode("transfer:2:main"), None);

@@ -1,8 +1,8 @@
-//! The product page's ship, transfer and adjust forms:
-//! `POST /console/products/{sku}/ship`, `/transfer` and `/adjust`, each
-//! through the same function as its JSON twin (`POST /inventory/ship`,
-//! `/inventory/transfer`, `/inventory/adjust`), so roles, checks and
-//! messages are the API's own.
+//! The product page's receive, ship, transfer and adjust forms:
+//! `POST /console/products/{sku}/receive`, `/ship`, `/transfer` and
+//! `/adjust`, each through the same function as its JSON twin
+//! (`POST /inventory/receive`, `/inventory/ship`, `/inventory/transfer`,
+//! `/inventory/adjust`), so roles, checks and messages are the API's own.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -17,7 +17,7 @@ use crate::console::pages::product::{self, Forms};
 use crate::console::problem;
 use crate::console::session::{self, ConsoleUser};
 use crate::error::{ApiError, ApiResult};
-use crate::http::inventory::{self, AdjustRequest, ShipRequest, TransferRequest};
+use crate::http::inventory::{self, AdjustRequest, ReceiveRequest, ShipRequest, TransferRequest};
 use crate::state::AppState;
 use crate::stock;
 
@@ -56,6 +56,65 @@ async fn refused(
     let mut forms = Forms::fresh();
     place(&mut forms, form);
     product::page_with(state, user, sku, err.status(), forms).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReceiveInput {
+    #[serde(default)]
+    pub quantity: String,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// `POST /console/products/{sku}/receive`: 303 back with "Received N at
+/// LOCATION"; 422 with the form again and the API's message beside each
+/// refused field; 403 without the CSRF token.
+pub async fn receive(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Path(sku): Path<String>,
+    input: Result<Form<ReceiveInput>, FormRejection>,
+) -> Response {
+    let input = input.map(|Form(input)| input).unwrap_or_default();
+    if !user.csrf_matches(&state, &input.csrf) {
+        return problem::csrf_refused(&user);
+    }
+    let result = match parse_quantity(&input.quantity, "quantity", inventory::MIN_RECEIVE_QUANTITY)
+    {
+        Err(err) => Err(err),
+        Ok(quantity) => {
+            let request = ReceiveRequest {
+                sku: sku.clone(),
+                location: Some(input.location.clone()),
+                quantity,
+                reason: None,
+            };
+            inventory::receive_stock(&state, &user.auth, request)
+                .await
+                .map(|level| (level, quantity))
+        }
+    };
+    match result {
+        Ok((level, quantity)) => done_redirect(
+            &state,
+            &level.sku,
+            &Done::Received {
+                quantity,
+                location: level.location,
+            },
+        ),
+        Err(err) => {
+            let form =
+                FormState::with(&[("quantity", &input.quantity), ("location", &input.location)]);
+            let fields = [("quantity", "quantity"), ("location", "location")];
+            refused(&state, &user, &sku, err, form, &fields, |forms, form| {
+                forms.receive = form
+            })
+            .await
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
