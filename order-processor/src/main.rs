@@ -36,7 +36,9 @@ fn main() -> anyhow::Result<ExitCode> {
 /// Decides orders until SIGINT or SIGTERM.
 #[tokio::main]
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    telemetry::init_logging(settings.log_format, std::io::stdout);
+    // Held to the end, so the last lines are written before the process exits.
+    let (log_writer, _log_guard) = telemetry::stdout_log_writer();
+    telemetry::init_logging(settings.log_format, log_writer);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -45,6 +45,33 @@ where
     }
 }
 
+/// Where a service's log lines go: stdout, written by a thread of its own.
+///
+/// Under load ingress-api writes a line per request and the notifier one per
+/// event, thousands a second. Written straight to stdout, each line was a
+/// `write` system call made under stdout's lock on a runtime thread, about an
+/// eighth of ingress-api's time per order (BENCHMARKS.md). Here the runtime
+/// threads only format the line and queue it; the writer thread writes what
+/// has queued through one buffer and flushes whenever the queue runs dry, so
+/// lines still appear at once when the service is quiet. The queue never
+/// drops a line: when it is full (the disk or the pipe cannot keep up),
+/// logging waits, as it did before.
+///
+/// Keep the guard until the service exits: dropping it writes out what is
+/// still queued.
+pub fn stdout_log_writer() -> (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ))
+}
+
 /// The process-wide Prometheus recorder, installed on first use. Histogram
 /// buckets are chosen for what each one measures rather than left at the
 /// defaults, which suit none of them.
