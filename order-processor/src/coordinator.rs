@@ -41,6 +41,7 @@ pub struct Coordinator {
     pub js: async_nats::jetstream::Context,
     pub partitions: u16,
     pub batch_max: usize,
+    pub batch_linger: Duration,
     /// Identifies this replica in `partition_leases.holder`.
     pub holder: String,
     pub relay_wakeup: Arc<Notify>,
@@ -179,6 +180,7 @@ impl Coordinator {
             naming: self.naming.clone(),
             js: self.js.clone(),
             batch_max: self.batch_max,
+            batch_linger: self.batch_linger,
             relay_wakeup: self.relay_wakeup.clone(),
         };
         let stop = shutdown.child_token();

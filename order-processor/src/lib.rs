@@ -113,6 +113,7 @@ impl Processor {
             js: js.clone(),
             partitions: settings.partitions,
             batch_max: settings.batch_max,
+            batch_linger: settings.batch_linger,
             holder: holder.clone(),
             relay_wakeup: relay_wakeup.clone(),
             owned: owned.clone(),

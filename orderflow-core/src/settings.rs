@@ -15,6 +15,9 @@ pub const DEV_JWT_SECRET: &str = "orderflow-dev-secret-change-me";
 pub const MAX_STREAM_REPLICAS: usize = 5;
 
 pub const MAX_JWT_TTL_SECONDS: u64 = 365 * 24 * 3600;
+/// Longest `ORDERFLOW_BATCH_LINGER_MS`: a decision never waits longer than
+/// this for company.
+pub const MAX_BATCH_LINGER_MS: u64 = 100;
 /// Longest `ORDERFLOW_PUBLISH_TIMEOUT_MS`: five minutes.
 pub const MAX_PUBLISH_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 /// Longest `ORDERFLOW_RECONCILE_INTERVAL_SECONDS`: a day.
@@ -76,6 +79,9 @@ pub struct Settings {
     pub admin: Option<(String, String)>,
     /// `ORDERFLOW_BATCH_MAX`: most orders the processor decides in one transaction.
     pub batch_max: usize,
+    /// `ORDERFLOW_BATCH_LINGER_MS`: how long the processor waits for more
+    /// orders when a batch it pulls is not full (0: never waits).
+    pub batch_linger: Duration,
     /// `ORDERFLOW_PUBLISH_TIMEOUT_MS`: how long ingress waits for JetStream to
     /// acknowledge an order before answering 503.
     pub publish_timeout: Duration,
@@ -114,6 +120,7 @@ impl fmt::Debug for Settings {
                 &self.admin.as_ref().map(|(email, _)| (email, REDACTED)),
             )
             .field("batch_max", &self.batch_max)
+            .field("batch_linger", &self.batch_linger)
             .field("publish_timeout", &self.publish_timeout)
             .field("orders_max_msgs", &self.orders_max_msgs)
             .field("orders_max_bytes", &self.orders_max_bytes)
@@ -229,6 +236,11 @@ impl Settings {
             max_connections,
             stream_replicas,
             batch_max,
+            batch_linger: Duration::from_millis(parse_within(
+                &get("ORDERFLOW_BATCH_LINGER_MS", "10"),
+                "ORDERFLOW_BATCH_LINGER_MS",
+                0..=MAX_BATCH_LINGER_MS,
+            )?),
             publish_timeout: Duration::from_millis(parse_within(
                 &get("ORDERFLOW_PUBLISH_TIMEOUT_MS", "2000"),
                 "ORDERFLOW_PUBLISH_TIMEOUT_MS",
@@ -342,6 +354,23 @@ mod tests {
             let err = settings(&[("ORDERFLOW_STREAM_REPLICAS", bad)]).unwrap_err();
             assert!(
                 err.to_string().contains("ORDERFLOW_STREAM_REPLICAS"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_linger_defaults_to_ten_milliseconds_and_is_bounded() {
+        assert_eq!(
+            settings(&[]).unwrap().batch_linger,
+            Duration::from_millis(10)
+        );
+        let off = settings(&[("ORDERFLOW_BATCH_LINGER_MS", "0")]).unwrap();
+        assert_eq!(off.batch_linger, Duration::ZERO);
+        for bad in ["101", "-1", "soon"] {
+            let err = settings(&[("ORDERFLOW_BATCH_LINGER_MS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("ORDERFLOW_BATCH_LINGER_MS"),
                 "{err}"
             );
         }
