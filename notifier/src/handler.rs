@@ -5,17 +5,23 @@
 //!
 //! 1. decode each message; terminate the undecodable ones (they can never
 //!    succeed, and redelivering them would only block the consumer);
-//! 2. in one transaction: record the batch's event ids in the inbox, which
-//!    says which events are new, apply the new ones' alert changes, record
-//!    their planned deliveries through tracked channels as `pending`, and
-//!    their webhook deliveries (one per matching endpoint); commit, and wake
-//!    the webhook dispatcher;
-//! 3. ack every decoded message, new and duplicate alike;
-//! 4. deliver the new events and write each outcome to its row.
+//! 2. read which event types active webhook endpoints want, and set apart
+//!    the events without effects ([`effects`]): they skip the inbox;
+//! 3. in one transaction, for the events with effects only: record their ids
+//!    in the inbox, which says which are new, apply the new ones' alert
+//!    changes, record their planned deliveries through tracked channels as
+//!    `pending`, and their webhook deliveries (one per matching endpoint);
+//!    commit, and wake the webhook dispatcher. No event with effects, no
+//!    transaction;
+//! 4. ack every decoded message, new and duplicate alike;
+//! 5. deliver the new events, and the events without effects through the
+//!    untracked channels (the log), and write each tracked outcome to its row.
 //!
 //! A crash before the commit changes nothing and the batch comes back. A crash
 //! after it leaves the events recorded, so a redelivery is acked as a
 //! duplicate and never delivered twice; deliveries cut short stay `pending`.
+//! An event without effects is not recorded, so a redelivery handles it
+//! again: one more log line, which is all it ever did.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -34,6 +40,7 @@ use uuid::Uuid;
 use crate::alerts;
 use crate::channel::{Channel, Channels, DeliveryError};
 use crate::deliveries::{self, Attempt, Outcome, RetryPolicy};
+use crate::effects::{self, WebhookInterest};
 use crate::event_trace;
 use crate::inbox;
 use crate::webhooks;
@@ -75,9 +82,12 @@ fn step(step: &'static str) -> impl FnOnce(sqlx::Error) -> BatchError {
 pub struct BatchReport {
     /// Messages terminated as undecodable.
     pub poison: usize,
-    /// Events seen for the first time.
+    /// Events seen for the first time. Events without effects are never
+    /// recorded, so each one's first copy in a batch counts here, redelivered
+    /// or not: "new" means handled by this batch.
     pub new: usize,
-    /// Events already handled, by an earlier batch or earlier in this one.
+    /// Events already handled, by an earlier batch or earlier in this one
+    /// (later copies of one event in a batch, with effects or not).
     pub duplicates: usize,
     /// Deliveries that succeeded.
     pub delivered: usize,
@@ -257,20 +267,60 @@ impl Handler {
         decoded
     }
 
-    /// The batch transaction. Answers the new events, in stream order, with
-    /// the channels each is planned for.
+    /// Records the batch. Answers the events to deliver, in stream order,
+    /// with the channels each is planned for: the new events with effects,
+    /// and every event without effects (through untracked channels only, as
+    /// no tracked channel wants it).
     async fn record<'d>(
         &self,
         decoded: &'d [Decoded],
     ) -> Result<Vec<(&'d EventEnvelope, Vec<Arc<dyn Channel>>)>, BatchError> {
-        // The same event twice in one batch is inserted once; the inbox then
+        // The same event twice in one batch is handled once; the inbox then
         // tells the first copy apart from events handled in earlier batches.
         let mut seen = HashSet::with_capacity(decoded.len());
         let firsts: Vec<&Decoded> = decoded
             .iter()
             .filter(|d| seen.insert(d.envelope.event_id))
             .collect();
-        let candidates: Vec<(Uuid, &str)> = firsts
+        // Outside the transaction, so a batch of events without effects
+        // opens none; see `WebhookInterest::read` for the race this keeps.
+        let webhooks = WebhookInterest::read(&self.pool)
+            .await
+            .map_err(step("read the webhook subscriptions"))?;
+        let effectful: Vec<bool> = firsts
+            .iter()
+            .map(|d| effects::has_effect(&d.envelope, &self.channels, &webhooks))
+            .collect();
+        let new_ids = if effectful.contains(&true) {
+            self.record_effects(&firsts, &effectful).await?
+        } else {
+            HashSet::new()
+        };
+
+        let mut handled = Vec::with_capacity(firsts.len());
+        for (d, effectful) in firsts.into_iter().zip(effectful) {
+            if !effectful || new_ids.contains(&d.envelope.event_id) {
+                let channels = self.channels.wanting(&d.envelope).cloned().collect();
+                handled.push((&d.envelope, channels));
+            }
+        }
+        Ok(handled)
+    }
+
+    /// The batch transaction, over the `firsts` marked `effectful`: answers
+    /// which of them are new, their effects recorded.
+    async fn record_effects(
+        &self,
+        firsts: &[&Decoded],
+        effectful: &[bool],
+    ) -> Result<HashSet<Uuid>, BatchError> {
+        let with_effects: Vec<&Decoded> = firsts
+            .iter()
+            .zip(effectful)
+            .filter(|(_, e)| **e)
+            .map(|(d, _)| *d)
+            .collect();
+        let candidates: Vec<(Uuid, &str)> = with_effects
             .iter()
             .map(|d| (d.envelope.event_id, d.message.subject.as_str()))
             .collect();
@@ -282,7 +332,7 @@ impl Handler {
 
         let mut fresh = Vec::with_capacity(new_ids.len());
         let mut fresh_traces = Vec::with_capacity(new_ids.len());
-        for d in firsts {
+        for d in with_effects {
             if !new_ids.contains(&d.envelope.event_id) {
                 continue;
             }
@@ -308,7 +358,8 @@ impl Handler {
             .await
             .map_err(step("record planned deliveries"))?;
         // In the same transaction as the inbox: a redelivered event is not
-        // new, so it can never yield a second webhook delivery.
+        // new, so it can never yield a second webhook delivery. Only events
+        // with effects get here, so only they are serialized for it.
         let new_events: Vec<&EventEnvelope> = fresh.iter().map(|(envelope, _)| *envelope).collect();
         let webhook_deliveries = webhooks::enqueue(&mut tx, &new_events, &fresh_traces)
             .await
@@ -317,12 +368,13 @@ impl Handler {
         if webhook_deliveries > 0 {
             self.webhook_wake.notify_one();
         }
-        Ok(fresh)
+        Ok(new_ids)
     }
 
-    /// Delivers each new event through its planned channels and counts the
-    /// outcomes. Runs after the commit and the acks: the events are safely
-    /// recorded, so nothing here can make them be handled again.
+    /// Delivers each handled event through its planned channels and counts
+    /// the outcomes. Runs after the commit and the acks: the events with
+    /// effects are safely recorded, so nothing here can make them be handled
+    /// again (those without are only logged, and a redelivery logs them again).
     async fn deliver(&self, fresh: &[(&EventEnvelope, Vec<Arc<dyn Channel>>)]) -> Vec<Attempt> {
         // Built with a loop rather than iterator closures: closures over
         // borrowed events make the future's `Send` bound higher-ranked, which
@@ -402,7 +454,8 @@ async fn settle_all(decoded: &[Decoded], settlement: Settlement) {
 }
 
 /// Tells the server what became of a message. A lost ack is harmless: the
-/// message comes back after the ack wait and the inbox drops it.
+/// message comes back after the ack wait and the inbox drops it (or, for an
+/// event without effects, it is logged once more).
 async fn settle(message: &jetstream::Message, settlement: Settlement) {
     let kind = match settlement {
         Settlement::Ack => AckKind::Ack,

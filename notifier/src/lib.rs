@@ -5,6 +5,7 @@
 //! - [`handler`]: one batch, from messages to one transaction, acks and
 //!   deliveries; the one place messages are acked, retried or terminated.
 //! - [`inbox`]: `processed_events`, which makes every effect happen once.
+//! - [`effects`]: which events have effects at all; only those use the inbox.
 //! - [`alerts`]: low-stock alerts opened by `stock.low`, resolved by
 //!   `stock.recovered`.
 //! - [`deliveries`]: the `notification_deliveries` ledger, pending to outcome.
@@ -28,6 +29,7 @@ pub mod alerts;
 pub mod channel;
 pub mod consumer;
 pub mod deliveries;
+pub mod effects;
 pub mod email;
 pub mod event_trace;
 pub mod handler;

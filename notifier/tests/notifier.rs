@@ -15,7 +15,9 @@ use uuid::Uuid;
 #[tokio::test]
 async fn an_event_published_twice_with_the_same_id_is_recorded_once_and_delivered_once() {
     let h = Harness::new().await;
-    let event = order_confirmed();
+    // A threshold crossing: it has an effect (the alert), so it goes through
+    // the inbox; an order event nobody subscribed to would not.
+    let event = stock_low("WIDGET-1", 2, 5);
     let id = event.event_id;
     let first = h.publish(&event, &format!("{id}-first")).await;
     let notifier = h.start(Options::default());
@@ -145,7 +147,8 @@ async fn an_undecodable_message_is_terminated_and_does_not_block_the_events_afte
             "poison",
         )
         .await;
-    let event = order_confirmed();
+    // With effects, so it is recorded in the inbox and can be waited for.
+    let event = stock_low("WIDGET-1", 2, 5);
     let after = h.publish(&event, &event.event_id.to_string()).await;
     assert!(after > poison);
 
@@ -193,7 +196,7 @@ async fn an_event_of_a_type_from_a_newer_producer_waits_instead_of_being_termina
         "newer",
     )
     .await;
-    let event = order_confirmed();
+    let event = stock_low("WIDGET-1", 2, 5);
     h.publish(&event, &event.event_id.to_string()).await;
 
     let notifier = h.start(Options::default());

@@ -229,7 +229,9 @@ impl Harness {
     }
 
     /// Waits until `event_id` is recorded in the inbox: handled, and
-    /// delivered through the untracked channels (the log) right after.
+    /// delivered through the untracked channels (the log) right after. Only
+    /// events with effects are recorded; wait for others with
+    /// [`Harness::wait_until_settled`].
     pub async fn wait_until_handled(&self, event_id: Uuid) {
         testkit::eventually(WAIT, &format!("event {event_id} to be handled"), || async {
             (self.processed(event_id).await > 0).then_some(())
