@@ -454,7 +454,7 @@ const WRITE_DECISIONS: &str = "
         returning 1),
     published as (
         insert into outbox (event_id, subject, payload, traceparent, request_id)
-        select event_id, subject, payload::jsonb, traceparent, request_id
+        select event_id, subject, payload::json, traceparent, request_id
         from unnest($23::uuid[], $24::text[], $25::text[], $26::text[], $27::text[])
              as e(event_id, subject, payload, traceparent, request_id)
         returning 1)
@@ -497,7 +497,7 @@ struct Writes {
 
     outbox_ids: Vec<Uuid>,
     outbox_subjects: Vec<String>,
-    /// JSON text, cast to jsonb by the insert: building a `Value` tree per
+    /// JSON text, cast to json by the insert: building a `Value` tree per
     /// event only for sqlx to write it out again cost a tenth of the
     /// processor's time under load.
     outbox_payloads: Vec<String>,
