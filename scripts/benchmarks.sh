@@ -3,7 +3,7 @@
 # each setting, runs loadgen, keeps each report under target/benchmarks/ and
 # prints a summary. Takes about 15 minutes; run it on a quiet machine.
 #
-#   scripts/benchmarks.sh [hot|zipf|partitions|batch|latency|all]...   (default: all)
+#   scripts/benchmarks.sh [hot|zipf|partitions|batch|linger|latency|all]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +68,16 @@ batch() {
   done
 }
 
+# How long a worker waits to fill a batch, on the workload whose batches are
+# small: eight partitions sharing zipf demand.
+linger() {
+  for l in 0 10 50; do
+    stack ORDERFLOW_BATCH_LINGER_MS=$l
+    run "zipf-linger-$l" run --shape zipf --products 1000 --connections 64 --duration 20 --stock 1000
+    summary "zipf-linger-$l"
+  done
+}
+
 # Open loop at half the closed-loop maximum of the same workload, measured
 # just before. The stock outlasts the runs, so every order is confirmed: the
 # heavier case (allocations, ledger rows) than a sold-out product's rejections.
@@ -91,8 +101,8 @@ half_rate_of() {
 [ $# -gt 0 ] || set -- all
 for what in "$@"; do
   case $what in
-    all) hot; zipf; partitions; batch; latency ;;
-    hot|zipf|partitions|batch|latency) "$what" ;;
+    all) hot; zipf; partitions; batch; linger; latency ;;
+    hot|zipf|partitions|batch|linger|latency) "$what" ;;
     *) echo "unknown benchmark $what" >&2; exit 2 ;;
   esac
 done
