@@ -38,6 +38,24 @@ fn long_linger(db: &TestDatabase, ns: &TestNamespace, linger: Duration) -> Setti
     settings
 }
 
+/// Waits until every order of `ids` (in publishing order) is decided, checks
+/// they were decided in that order, and answers their decisions.
+async fn all_decided_in_queue_order(
+    db: &TestDatabase,
+    ids: &[Uuid],
+) -> Vec<(Uuid, i64, DateTime<Utc>)> {
+    let want = ids.len() as i64;
+    eventually(Duration::from_secs(10), "every order decided", || {
+        let pool = db.pool.clone();
+        async move { (decided(&pool).await == want).then_some(()) }
+    })
+    .await;
+    let rows = decisions(db, ids).await;
+    let in_queue_order: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(in_queue_order, ids, "decided in queue order");
+    rows
+}
+
 async fn start(settings: Settings) -> (Processor, CancellationToken) {
     let token = CancellationToken::new();
     let processor = Processor::start(settings, token.clone()).await.unwrap();
@@ -116,15 +134,7 @@ async fn a_worker_holding_several_orders_waits_for_a_third_and_decides_all_three
     .await;
 
     ids.extend(feed.publish(&[SKU]).await);
-    eventually(Duration::from_secs(10), "all three decided", || {
-        let pool = db.pool.clone();
-        async move { (decided(&pool).await == 3).then_some(()) }
-    })
-    .await;
-
-    let rows = decisions(&db, &ids).await;
-    let in_queue_order: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(in_queue_order, ids, "decided in queue order");
+    let rows = all_decided_in_queue_order(&db, &ids).await;
     let seqs: Vec<i64> = rows.iter().map(|(_, seq, _)| *seq).collect();
     assert!(
         seqs.windows(2).all(|pair| pair[0] < pair[1]),
@@ -217,15 +227,7 @@ async fn with_no_linger_a_batch_is_decided_without_waiting_for_more() {
     .await;
 
     ids.extend(feed.publish(&[SKU]).await);
-    eventually(Duration::from_secs(10), "the third decided", || {
-        let pool = db.pool.clone();
-        async move { (decided(&pool).await == 3).then_some(()) }
-    })
-    .await;
-
-    let rows = decisions(&db, &ids).await;
-    let in_queue_order: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(in_queue_order, ids, "decided in queue order");
+    let rows = all_decided_in_queue_order(&db, &ids).await;
     let third = rows[2].2;
     assert!(
         rows[..2].iter().all(|(_, _, at)| *at != third),
