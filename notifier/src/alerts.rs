@@ -25,6 +25,11 @@ pub enum AlertChange {
     UnknownSku,
 }
 
+/// Whether [`apply`] changes anything for `event`: only threshold events do.
+pub fn acts_on(event: &Event) -> bool {
+    matches!(event, Event::StockLow(_) | Event::StockRecovered(_))
+}
+
 /// Applies a threshold event to the alerts; other events change nothing and
 /// answer `None`.
 ///

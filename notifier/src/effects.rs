@@ -20,9 +20,10 @@
 
 use std::collections::HashSet;
 
-use orderflow_core::event::{Event, EventEnvelope};
+use orderflow_core::event::EventEnvelope;
 use sqlx::PgPool;
 
+use crate::alerts;
 use crate::channel::Channels;
 
 /// The event types active webhook endpoints want, as read once per batch.
@@ -83,17 +84,15 @@ pub fn has_effect(
     channels: &Channels,
     webhooks: &WebhookInterest,
 ) -> bool {
-    matches!(
-        envelope.event,
-        Event::StockLow(_) | Event::StockRecovered(_)
-    ) || channels.wanting(envelope).any(|c| c.tracked())
+    alerts::acts_on(&envelope.event)
+        || channels.wanting(envelope).any(|c| c.tracked())
         || webhooks.wants(envelope.event.kind())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orderflow_core::event::{OrderConfirmed, StockThresholdCrossed};
+    use orderflow_core::event::{Event, OrderConfirmed, StockThresholdCrossed};
     use orderflow_core::naming::Naming;
     use uuid::Uuid;
 
