@@ -172,6 +172,16 @@ impl RunOrders {
     pub async fn check(&mut self, fixture: &Fixture) -> anyhow::Result<Vec<Check>> {
         let conn = &mut self.conn;
         let mut checks = Vec::new();
+        // The joins below cover every accepted order of the run, a million
+        // after a long soak. Without fresh statistics (a server running with
+        // autovacuum, and so auto-analyze, off) the planner guesses at those
+        // tables' sizes and the checks can run for many minutes.
+        sqlx::query(
+            "analyze orders, order_lines, order_allocations, stock_movements, stock_levels",
+        )
+        .execute(&mut *conn)
+        .await
+        .context("analyze the tables the checks join")?;
 
         let (total, distinct, missing, pending): (i64, i64, i64, i64) = sqlx::query_as(
             "select count(*), count(distinct r.id),
