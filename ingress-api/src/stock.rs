@@ -448,11 +448,7 @@ async fn write_events(
 ) -> ApiResult<()> {
     let now = Utc::now();
     for event in events {
-        let envelope = EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at: now,
-            event,
-        };
+        let envelope = EventEnvelope::new(event, now);
         sqlx::query("insert into outbox (event_id, subject, payload) values ($1, $2, $3)")
             .bind(envelope.event_id)
             .bind(naming.event_subject(envelope.event.kind()))

@@ -185,14 +185,9 @@ fn subject_of(event: &Event) -> (Option<&uuid::Uuid>, Option<&str>) {
 mod tests {
     use super::*;
     use orderflow_core::event::{StockChanged, StockThresholdCrossed};
-    use uuid::Uuid;
 
     fn envelope(event: Event) -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at: chrono::Utc::now(),
-            event,
-        }
+        EventEnvelope::new(event, chrono::Utc::now())
     }
 
     #[test]

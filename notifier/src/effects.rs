@@ -97,11 +97,7 @@ mod tests {
     use uuid::Uuid;
 
     fn envelope(event: Event) -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at: chrono::Utc::now(),
-            event,
-        }
+        EventEnvelope::new(event, chrono::Utc::now())
     }
 
     fn confirmed() -> EventEnvelope {

@@ -515,11 +515,7 @@ impl Writes {
         occurred_at: DateTime<Utc>,
         trace: Option<&MessageTrace>,
     ) {
-        let envelope = EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at,
-            event,
-        };
+        let envelope = EventEnvelope::new(event, occurred_at);
         self.outbox_subjects
             .push(naming.event_subject(envelope.event.kind()));
         self.outbox_ids.push(envelope.event_id);

@@ -20,6 +20,19 @@ pub struct EventEnvelope {
     pub event: Event,
 }
 
+impl EventEnvelope {
+    /// A new event, with a fresh id that every later publication of it
+    /// keeps. Ids are time-ordered (UUIDv7), so the outbox and the inbox
+    /// index them in roughly the order events happen.
+    pub fn new(event: Event, occurred_at: DateTime<Utc>) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            occurred_at,
+            event,
+        }
+    }
+}
+
 /// What happened. The `type` field doubles as the subject suffix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -115,18 +115,16 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     fn low() -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at: chrono::Utc::now(),
-            event: Event::StockLow(StockThresholdCrossed {
+        EventEnvelope::new(
+            Event::StockLow(StockThresholdCrossed {
                 sku: "SKU-1".into(),
                 available: 3,
                 threshold: 5,
             }),
-        }
+            chrono::Utc::now(),
+        )
     }
 
     #[test]

@@ -211,14 +211,9 @@ impl Channel for EmailChannel {
 mod tests {
     use super::*;
     use orderflow_core::event::{Event, StockChanged, StockThresholdCrossed};
-    use uuid::Uuid;
 
     fn envelope(event: Event) -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            occurred_at: chrono::Utc::now(),
-            event,
-        }
+        EventEnvelope::new(event, chrono::Utc::now())
     }
 
     #[tokio::test]

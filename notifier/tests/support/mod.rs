@@ -286,11 +286,7 @@ impl Running {
 }
 
 pub fn envelope(event: Event) -> EventEnvelope {
-    EventEnvelope {
-        event_id: Uuid::now_v7(),
-        occurred_at: chrono::Utc::now(),
-        event,
-    }
+    EventEnvelope::new(event, chrono::Utc::now())
 }
 
 pub fn order_confirmed() -> EventEnvelope {
