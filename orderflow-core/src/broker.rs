@@ -24,6 +24,8 @@ pub struct StreamLimits {
     pub orders_max_msgs: i64,
     /// Most bytes of queued orders.
     pub orders_max_bytes: i64,
+    /// Most bytes of events kept; the oldest go first.
+    pub events_max_bytes: i64,
     /// Replicas of every stream (`ORDERFLOW_STREAM_REPLICAS`).
     pub replicas: usize,
 }
@@ -33,6 +35,7 @@ impl From<&Settings> for StreamLimits {
         Self {
             orders_max_msgs: settings.orders_max_msgs,
             orders_max_bytes: settings.orders_max_bytes,
+            events_max_bytes: settings.events_max_bytes,
             replicas: settings.stream_replicas,
         }
     }
@@ -111,6 +114,7 @@ pub async fn provision(
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
             max_age: EVENTS_MAX_AGE,
+            max_bytes: limits.events_max_bytes,
             duplicate_window: DUPLICATE_WINDOW,
             num_replicas: limits.replicas,
             ..Default::default()

@@ -90,6 +90,9 @@ pub struct Settings {
     pub orders_max_msgs: i64,
     /// `ORDERFLOW_ORDERS_MAX_BYTES`: the ORDERS stream's size limit.
     pub orders_max_bytes: i64,
+    /// `ORDERFLOW_EVENTS_MAX_BYTES`: the EVENTS stream's size limit; beyond
+    /// it the oldest events go first.
+    pub events_max_bytes: i64,
     /// `ORDERFLOW_RECONCILE_INTERVAL_SECONDS`: how often the processor proves
     /// stock against the ledger for the drift metric.
     pub reconcile_interval: Duration,
@@ -124,6 +127,7 @@ impl fmt::Debug for Settings {
             .field("publish_timeout", &self.publish_timeout)
             .field("orders_max_msgs", &self.orders_max_msgs)
             .field("orders_max_bytes", &self.orders_max_bytes)
+            .field("events_max_bytes", &self.events_max_bytes)
             .field("reconcile_interval", &self.reconcile_interval)
             .field("log_format", &self.log_format)
             .field("production", &self.production)
@@ -256,6 +260,14 @@ impl Settings {
             orders_max_bytes: parse_within(
                 &get("ORDERFLOW_ORDERS_MAX_BYTES", "1073741824"),
                 "ORDERFLOW_ORDERS_MAX_BYTES",
+                1..=i64::MAX,
+            )?,
+            // Without a size limit the stream keeps a week of events however
+            // fast they come: at thousands of orders a second that is
+            // terabytes, and a full disk stops JetStream for orders too.
+            events_max_bytes: parse_within(
+                &get("ORDERFLOW_EVENTS_MAX_BYTES", "10737418240"),
+                "ORDERFLOW_EVENTS_MAX_BYTES",
                 1..=i64::MAX,
             )?,
             reconcile_interval: Duration::from_secs(

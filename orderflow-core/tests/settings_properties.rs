@@ -10,7 +10,7 @@ use orderflow_core::settings::{
 use proptest::prelude::*;
 
 /// Every variable `from_lookup` reads.
-const VARIABLES: [&str; 20] = [
+const VARIABLES: [&str; 21] = [
     "DATABASE_URL",
     "NATS_URL",
     "ORDERFLOW_HTTP_ADDR",
@@ -25,6 +25,7 @@ const VARIABLES: [&str; 20] = [
     "ORDERFLOW_PUBLISH_TIMEOUT_MS",
     "ORDERFLOW_ORDERS_MAX_MSGS",
     "ORDERFLOW_ORDERS_MAX_BYTES",
+    "ORDERFLOW_EVENTS_MAX_BYTES",
     "ORDERFLOW_RECONCILE_INTERVAL_SECONDS",
     "ORDERFLOW_LOG_FORMAT",
     "ORDERFLOW_ENV",
@@ -46,6 +47,7 @@ fn ranges() -> Vec<(&'static str, i128, i128)> {
         ),
         ("ORDERFLOW_ORDERS_MAX_MSGS", 1, i64::MAX.into()),
         ("ORDERFLOW_ORDERS_MAX_BYTES", 1, i64::MAX.into()),
+        ("ORDERFLOW_EVENTS_MAX_BYTES", 1, i64::MAX.into()),
         ("ORDERFLOW_RATE_LIMIT_PER_CLIENT", 0, u32::MAX.into()),
         ("ORDERFLOW_MAX_CONNECTIONS", 1, usize::MAX as i128),
         ("ORDERFLOW_STREAM_REPLICAS", 1, MAX_STREAM_REPLICAS as i128),

@@ -33,6 +33,7 @@ impl Feed {
             &StreamLimits {
                 orders_max_msgs: 1_000_000,
                 orders_max_bytes: 1 << 30,
+                events_max_bytes: 1 << 30,
                 replicas: 1,
             },
         )
