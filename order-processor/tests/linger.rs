@@ -92,6 +92,23 @@ async fn ack_pending(feed: &Feed, ns: &TestNamespace) -> Option<usize> {
     Some(info.num_ack_pending)
 }
 
+/// A test's own database with `SKU` in stock, its namespace, and a feed
+/// onto one partition.
+struct Setup {
+    db: TestDatabase,
+    ns: TestNamespace,
+    feed: Feed,
+}
+
+async fn setup() -> Setup {
+    testkit::init_logging();
+    let db = TestDatabase::create().await.unwrap();
+    let ns = TestNamespace::new();
+    product(&db.pool, SKU, 10).await;
+    let feed = Feed::new(&db, &ns, 1).await;
+    Setup { db, ns, feed }
+}
+
 /// What the worker did with the two orders queued before it started.
 #[derive(Debug, PartialEq)]
 enum FirstTwo {
@@ -104,11 +121,7 @@ enum FirstTwo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_holding_several_orders_waits_for_a_third_and_decides_all_three_in_one_transaction(
 ) {
-    testkit::init_logging();
-    let db = TestDatabase::create().await.unwrap();
-    let ns = TestNamespace::new();
-    product(&db.pool, SKU, 10).await;
-    let feed = Feed::new(&db, &ns, 1).await;
+    let Setup { db, ns, feed } = setup().await;
 
     // Both are queued before the worker pulls, so its first batch holds two.
     let mut ids = feed.publish(&[SKU, SKU]).await;
@@ -162,11 +175,7 @@ async fn a_worker_holding_several_orders_waits_for_a_third_and_decides_all_three
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_order_is_decided_at_once_however_long_the_linger() {
-    testkit::init_logging();
-    let db = TestDatabase::create().await.unwrap();
-    let ns = TestNamespace::new();
-    product(&db.pool, SKU, 10).await;
-    let feed = Feed::new(&db, &ns, 1).await;
+    let Setup { db, ns, feed } = setup().await;
     let linger = Duration::from_millis(5_000);
     let (processor, token) = start(long_linger(&db, &ns, linger)).await;
 
@@ -206,11 +215,7 @@ async fn a_lone_order_is_decided_at_once_however_long_the_linger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_linger_a_batch_is_decided_without_waiting_for_more() {
-    testkit::init_logging();
-    let db = TestDatabase::create().await.unwrap();
-    let ns = TestNamespace::new();
-    product(&db.pool, SKU, 10).await;
-    let feed = Feed::new(&db, &ns, 1).await;
+    let Setup { db, ns, feed } = setup().await;
 
     let mut ids = feed.publish(&[SKU, SKU]).await;
     let settings = one_partition(&db, &ns, &[("ORDERFLOW_BATCH_LINGER_MS", "0")]);

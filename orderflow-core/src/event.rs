@@ -22,8 +22,8 @@ pub struct EventEnvelope {
 
 impl EventEnvelope {
     /// A new event, with a fresh id that every later publication of it
-    /// keeps. Ids are time-ordered (UUIDv7), so the outbox and the inbox
-    /// index them in roughly the order events happen.
+    /// keeps. Ids are UUIDv7, ordered by time, so an index on them (the
+    /// notifier's inbox) grows at one end.
     pub fn new(event: Event, occurred_at: DateTime<Utc>) -> Self {
         Self {
             event_id: Uuid::now_v7(),
